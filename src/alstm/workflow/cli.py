@@ -1,0 +1,31 @@
+"""The ``alstm`` command line: thin wiring of the pipeline stages."""
+
+from __future__ import annotations
+
+import typer
+
+from alstm import __version__
+from alstm.workflow.cli_data import data_app
+
+app = typer.Typer(
+    name="alstm",
+    help="Qlib's ALSTM benchmark, fast and readable: data → factors → ALSTM → IC and backtest.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+app.add_typer(data_app, name="data")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"alstm {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """alstm command line."""
