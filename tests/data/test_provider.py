@@ -63,7 +63,7 @@ def test_unknown_market_lists_known(tiny_dir: Path) -> None:
 
 def test_missing_calendar(tiny_dir: Path) -> None:
     (tiny_dir / "calendars" / "day.txt").unlink()
-    with pytest.raises(DataError, match="day.txt"):
+    with pytest.raises(DataError, match=r"day\.txt"):
         QlibDataDir(tiny_dir).load(["close"])
 
 

@@ -1,4 +1,4 @@
-"""The dense panel every stage above `data` works on: one float32 array [time, instrument] per field."""
+"""The dense panel every stage above ``data`` works on: float32 ``[time, instrument]`` per field."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ class Panel:
     - ``fields``: field name (``close``, ``volume`` …) → ``float32`` array ``[T, N]``; NaN where
       there is no data (suspended, not listed yet, delisted, outside the stored span).
     - ``first``/``last``: ``int64 [N]``, the row of each instrument's first and last stored day
-      relative to this calendar slice (its stored span; -1 / -1 when nothing is stored in the slice).
+      relative to this calendar slice (its stored span; -1 / -1 when nothing is stored in it).
       Rows inside the span may still be NaN (suspensions); rows outside it do not exist in Qlib.
     - ``membership``: market name → boolean ``[T, N]``, True on days the instrument is a member.
     """

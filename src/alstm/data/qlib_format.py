@@ -1,7 +1,7 @@
-"""Qlib's on-disk format: calendar, instrument spans and ``<field>.day.bin`` series, read and written.
+"""Qlib's on-disk format: calendar, instrument spans and ``<field>.day.bin`` series.
 
-A data directory holds ``calendars/day.txt`` (one ``YYYY-MM-DD`` a line), ``instruments/<market>.txt``
-(``SYMBOL<TAB>start<TAB>end``, several rows per symbol allowed) and
+A data directory holds ``calendars/day.txt`` (one ``YYYY-MM-DD`` a line),
+``instruments/<market>.txt`` (``SYMBOL<TAB>start<TAB>end``, several rows per symbol allowed) and
 ``features/<symbol lower>/<field>.day.bin``: little-endian float32, the first value is the calendar
 index of the series' first day, then one value per calendar day. Folder names match
 case-insensitively, as Qlib's do on case-insensitive file systems.
@@ -78,7 +78,9 @@ def read_instruments(path: Path) -> dict[str, list[Span]]:
         except ValueError:
             raise DataError(f"{path}:{i}: {sym}: unparsable date in {line!r}") from None
         if end < start:
-            raise DataError(f"{path}:{i}: {sym}: span ends {end.date()} before it starts {start.date()}")
+            raise DataError(
+                f"{path}:{i}: {sym}: span ends {end.date()} before it starts {start.date()}"
+            )
         spans.setdefault(sym.upper(), []).append((start, end))
     return spans
 
@@ -119,9 +121,7 @@ def mask_to_spans(
 def write_instruments(path: Path, spans: dict[str, list[Span]]) -> None:
     """Write ``SYMBOL<TAB>start<TAB>end`` rows, sorted by symbol then start."""
     lines = [
-        f"{sym}\t{s:%Y-%m-%d}\t{e:%Y-%m-%d}"
-        for sym in sorted(spans)
-        for s, e in sorted(spans[sym])
+        f"{sym}\t{s:%Y-%m-%d}\t{e:%Y-%m-%d}" for sym in sorted(spans) for s, e in sorted(spans[sym])
     ]
     path.write_text("\n".join(lines) + "\n")
 
