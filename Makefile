@@ -23,11 +23,18 @@ $(QVENV)/.installed: requirements/qlib-lock.txt
 	$(QVENV)/bin/python -m pip install -q -r requirements/qlib-lock.txt
 	touch $@
 
-## demo: set up, then run the main job end to end on the embedded synthetic market
+## demo: set up, then run the pipeline end to end on the embedded synthetic market
 DEMO_DATA := data/synth
+DEMO_OUT := runs/demo
 demo: setup
 	$(BIN)/alstm data synth $(DEMO_DATA) --seed 0 --overwrite
 	$(BIN)/alstm data check $(DEMO_DATA)
+	$(BIN)/alstm features $(DEMO_DATA) --set alpha158 --label --market syn100 \
+		--start 2014-01-01 --end 2020-12-31 --out $(DEMO_OUT)/alpha158.parquet
+	$(BIN)/alstm features $(DEMO_DATA) --expr 'score=Ref($$close, 5)/$$close - 1' --market syn100 \
+		--start 2019-01-01 --end 2020-11-30 --out $(DEMO_OUT)/reversal_pred.parquet --no-cache
+	$(BIN)/alstm evaluate $(DEMO_OUT)/reversal_pred.parquet --data $(DEMO_DATA) --market syn100 \
+		--benchmark SYN100 --out $(DEMO_OUT)/reversal_eval
 
 ## test: set up, then run the unit tests (parity tests excluded)
 test: setup

@@ -6,6 +6,8 @@ import typer
 
 from alstm import __version__
 from alstm.workflow.cli_data import data_app
+from alstm.workflow.cli_evaluate import evaluate
+from alstm.workflow.cli_features import features
 
 app = typer.Typer(
     name="alstm",
@@ -14,6 +16,8 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 app.add_typer(data_app, name="data")
+app.command()(features)
+app.command()(evaluate)
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,91 @@
+"""Alpha158 and Alpha360 for CSI300 2008-01-01 .. 2020-08-01: alstm vs Qlib, cold, caches off.
+
+Each side runs in its own fresh process on the same data with two workers (alstm: two numba
+threads; Qlib: ``kernels=2`` joblib processes). Seconds are the factor computation itself (data
+loading included, imports and start-up excluded); memory is the peak summed RSS of the process
+tree. Prints a table, then one JSON object as the last line.
+
+    python benchmarks/bench_factors.py [--sets alpha158 alpha360] [--data DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+DATA = ROOT.parent / "shared" / "data" / "cn_csi300"
+QLIB_PYTHON = Path(os.environ.get("ALSTM_QLIB_PYTHON", ROOT / ".venv-qlib" / "bin" / "python"))
+SPAN = {"market": "csi300", "start": "2008-01-01", "end": "2020-08-01"}
+WORKERS = 2
+
+
+def alstm_worker(name: str, data: str) -> dict:
+    """Compute one factor set with alstm; return seconds and the frame's shape."""
+    from alstm.data.provider import QlibDataDir
+    from alstm.features.factors import LABEL, compute_factors, factor_set
+
+    exprs = {**factor_set(name), **LABEL}
+    t0 = time.perf_counter()
+    frame = compute_factors(QlibDataDir(data), exprs, SPAN["start"], SPAN["end"], SPAN["market"])
+    return {"seconds": time.perf_counter() - t0, "shape": list(frame.shape)}
+
+
+def qlib_worker(name: str, data: str) -> dict:
+    """Compute one factor set with Qlib's D.features (run inside .venv-qlib)."""
+    import qlib
+    from qlib.contrib.data.loader import Alpha158DL, Alpha360DL
+    from qlib.data import D
+
+    qlib.init(provider_uri=data, region="cn", expression_cache=None, dataset_cache=None,
+              kernels=WORKERS, logging_level="WARNING")  # fmt: skip
+    fields, _ = {"alpha158": Alpha158DL, "alpha360": Alpha360DL}[name].get_feature_config()
+    fields = [*fields, "Ref($close, -2)/Ref($close, -1) - 1"]
+    t0 = time.perf_counter()
+    frame = D.features(D.instruments(SPAN["market"]), fields, SPAN["start"], SPAN["end"])
+    return {"seconds": time.perf_counter() - t0, "shape": list(frame.shape)}
+
+
+def main() -> None:
+    from _measure import run_worker
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sets", nargs="+", default=["alpha158", "alpha360"])
+    p.add_argument("--data", default=str(DATA))
+    args = p.parse_args()
+    env = {**os.environ, "NUMBA_NUM_THREADS": str(WORKERS), "OMP_NUM_THREADS": "1"}
+    me = str(Path(__file__).resolve())
+    summary: dict[str, float] = {}
+    rss = {"alstm": 0.0, "qlib": 0.0}
+    print(f"{'set':<10}{'side':<7}{'seconds':>9}{'peak RSS MB':>13}  shape")
+    for name in args.sets:
+        res = {}
+        for side, python in (("alstm", sys.executable), ("qlib", str(QLIB_PYTHON))):
+            res[side] = run_worker([python, me, "--worker", side, name, args.data], env)
+            rss[side] = max(rss[side], res[side]["rss_mb"])
+            r = res[side]
+            print(f"{name:<10}{side:<7}{r['seconds']:>9.2f}{r['rss_mb']:>13.0f}  {r['shape']}")
+            summary[f"{side}_{name}_s"] = round(r["seconds"], 3)
+            summary[f"{side}_{name}_rss_mb"] = round(r["rss_mb"], 1)
+        if res["alstm"]["shape"] != res["qlib"]["shape"]:
+            raise SystemExit(
+                f"{name}: shapes differ {res['alstm']['shape']} vs {res['qlib']['shape']}"
+            )
+        summary[f"ratio_{name}"] = round(res["qlib"]["seconds"] / res["alstm"]["seconds"], 1)
+    summary["alstm_rss_mb"] = round(rss["alstm"], 1)
+    summary["qlib_rss_mb"] = round(rss["qlib"], 1)
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--worker":
+        side, name, data = sys.argv[2:5]
+        worker = alstm_worker if side == "alstm" else qlib_worker
+        print(json.dumps(worker(name, data)))
+    else:
+        main()

@@ -1,0 +1,148 @@
+"""Qlib's operators (SPEC.md Appendix A) registered by name; rolling ones call ``kernels``.
+
+Elementwise operators are numpy ufuncs on the arrays, so dtypes follow numpy exactly as they do in
+Qlib (float32 stays float32; a comparison gives booleans where NaN compares False). Rolling
+operators return float64, as pandas does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from alstm.features import kernels
+from alstm.features.registry import mark_builtin, register_operator
+
+
+@dataclass(frozen=True)
+class EvalContext:
+    """What an operator may know besides its arguments: the panel shape and each column's first
+    existing row (``start``, ``int64 [N]``)."""
+
+    shape: tuple[int, int]
+    start: np.ndarray
+
+
+def _series(ctx: EvalContext, x: Any) -> np.ndarray:
+    """A rolling operand as a float array (numbers broadcast, booleans become 0/1)."""
+    if not isinstance(x, np.ndarray):
+        return np.full(ctx.shape, x, dtype=np.float64)
+    if x.dtype == np.bool_:
+        return x.astype(np.float64)
+    return x
+
+
+def _ufunc(name: str, ufunc: np.ufunc, signature: str) -> None:
+    def op(ctx: EvalContext, *args: Any) -> Any:
+        with np.errstate(all="ignore"):
+            return ufunc(*args)
+
+    op.__doc__ = f"numpy.{ufunc.__name__} elementwise"
+    register_operator(name, signature)(op)
+
+
+for _name, _uf in {
+    "Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide,
+    "Power": np.power, "Greater": np.maximum, "Less": np.minimum,
+    "Gt": np.greater, "Ge": np.greater_equal, "Lt": np.less, "Le": np.less_equal,
+    "Eq": np.equal, "Ne": np.not_equal, "And": np.bitwise_and, "Or": np.bitwise_or,
+}.items():  # fmt: skip
+    _ufunc(_name, _uf, "xx")
+_ufunc("Abs", np.abs, "x")
+_ufunc("Log", np.log, "x")
+_ufunc("Not", np.bitwise_not, "x")
+
+
+@register_operator("Sign", "x")
+def sign(ctx: EvalContext, x: Any) -> Any:
+    """Sign of x cast to float32 (Qlib casts first so booleans work)."""
+    return np.sign(np.asarray(x, dtype=np.float32))
+
+
+@register_operator("If", "xxx")
+def if_(ctx: EvalContext, cond: Any, x: Any, y: Any) -> Any:
+    """numpy.where(cond, x, y)."""
+    return np.where(cond, x, y)
+
+
+@register_operator("Ref", "xk")
+def ref(ctx: EvalContext, x: Any, n: int) -> Any:
+    """x shifted by n rows (n > 0 past, n < 0 future, 0 = the first loaded value)."""
+    if not isinstance(x, np.ndarray):
+        return x
+    return kernels.shift(x, n, ctx.start)
+
+
+@register_operator("Delta", "xn", path_dependent=True)
+def delta(ctx: EvalContext, x: Any, n: int) -> Any:
+    """x − Ref(x, n). Qlib extends the window by n − 1 rows only, so the first row reads NaN."""
+    x = _series(ctx, x)
+    with np.errstate(all="ignore"):
+        return x - kernels.shift(x, n, ctx.start)
+
+
+def _rolling(
+    name: str, kernel: Any, *, min_window: int = 0, alpha: bool = True, path_dependent: bool = False
+) -> None:
+    def op(ctx: EvalContext, x: Any, n: int | float) -> np.ndarray:
+        if isinstance(n, float):
+            return kernels.ewm_mean(_series(ctx, x), n, ctx.start)
+        return kernel(_series(ctx, x), n, ctx.start)
+
+    op.__doc__ = f"{kernel.__doc__}"
+    register_operator(
+        name, "xa" if alpha else "xn", min_window=min_window, path_dependent=path_dependent
+    )(op)
+
+
+# Qlib's plain Rolling operators turn a float window 0 < N < 1 into an EWM mean with alpha = N.
+_rolling("Sum", kernels.rolling_sum)
+_rolling("Mean", kernels.rolling_mean)
+# pandas' online variance carries rounding residue from the first loaded row onwards; on flat
+# windows that residue is the whole result (e.g. WVMA5 = residue / 1e-12), so Std and Var start
+# exactly where Qlib starts loading.
+_rolling("Std", kernels.rolling_std, path_dependent=True)
+_rolling("Var", kernels.rolling_var, path_dependent=True)
+_rolling("Max", kernels.rolling_max)
+_rolling("Min", kernels.rolling_min)
+_rolling("Med", kernels.rolling_median)
+_rolling("Count", kernels.rolling_count)
+_rolling("Skew", kernels.rolling_skew, min_window=3)
+_rolling("Kurt", kernels.rolling_kurt, min_window=4)
+_rolling("Mad", kernels.rolling_mad, alpha=False)
+_rolling("Rank", kernels.rolling_rank, alpha=False)
+_rolling("IdxMax", kernels.rolling_idxmax, alpha=False)
+_rolling("IdxMin", kernels.rolling_idxmin, alpha=False)
+_rolling("Slope", kernels.rolling_slope, alpha=False)
+_rolling("Rsquare", kernels.rolling_rsquare, alpha=False)
+_rolling("Resi", kernels.rolling_resi, alpha=False)
+_rolling("WMA", kernels.rolling_wma, alpha=False)
+
+
+@register_operator("EMA", "xa", path_dependent=True, expanding=False)
+def ema(ctx: EvalContext, x: Any, n: int | float) -> np.ndarray:
+    """pandas ewm(span=n) mean for n ≥ 1, ewm(alpha=n) for 0 < n < 1; from the loaded start."""
+    return kernels.ewm_mean(_series(ctx, x), n, ctx.start)
+
+
+@register_operator("Quantile", "xnq")
+def quantile(ctx: EvalContext, x: Any, n: int, q: float) -> np.ndarray:
+    """pandas rolling(n, min_periods=1).quantile(q), linear interpolation."""
+    return kernels.rolling_quantile(_series(ctx, x), n, float(q), ctx.start)
+
+
+@register_operator("Corr", "xxn")
+def corr(ctx: EvalContext, x: Any, y: Any, n: int) -> np.ndarray:
+    """pandas rolling corr, NaN where either rolling std is within 2e-5 of 0."""
+    return kernels.rolling_corr(_series(ctx, x), _series(ctx, y), n, ctx.start)
+
+
+@register_operator("Cov", "xxn")
+def cov(ctx: EvalContext, x: Any, y: Any, n: int) -> np.ndarray:
+    """pandas rolling cov (ddof=1) over rows where both are present."""
+    return kernels.rolling_cov(_series(ctx, x), _series(ctx, y), n, ctx.start)
+
+
+mark_builtin()

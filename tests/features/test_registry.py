@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from alstm.data.panel import Panel
+from alstm.features import kernels
+from alstm.features.engine import compile_expression, evaluate
+from alstm.features.registry import _OPERATORS, operator_names, register_operator
+
+SPEC_OPERATORS = (
+    "Ref Mean Sum Std Var Skew Kurt Max Min IdxMax IdxMin Quantile Med Mad Rank Count Delta Slope "
+    "Rsquare Resi WMA EMA Corr Cov Abs Sign Log Power Greater Less If Not And Or "
+    "Add Sub Mul Div Gt Ge Lt Le Eq Ne"
+).split()
+
+
+@pytest.fixture
+def cleanup() -> Iterator[None]:
+    before = dict(_OPERATORS)
+    yield
+    _OPERATORS.clear()
+    _OPERATORS.update(before)
+
+
+def test_every_spec_operator_is_registered() -> None:
+    assert set(SPEC_OPERATORS) <= set(operator_names())
+
+
+def test_user_operator_is_usable_in_expressions(panel: Panel, cleanup: None) -> None:
+    @register_operator("Ret", "xk")
+    def ret(ctx, x, n):  # type: ignore[no-untyped-def]
+        return x / kernels.shift(x, n, ctx.start) - 1
+
+    e = compile_expression("Ret($close, 2)")
+    assert (e.left, e.right) == (2, 0)
+    got = evaluate(panel, {"r": "Ret($close, 2)"}, "2020-03-02", "2020-04-01")["r"]
+    ref = evaluate(panel, {"r": "$close/Ref($close, 2)-1"}, "2020-03-02", "2020-04-01")["r"]
+    np.testing.assert_array_equal(got.to_numpy(), ref.to_numpy())
+
+
+def test_builtin_cannot_be_shadowed(cleanup: None) -> None:
+    with pytest.raises(ValueError, match="'Mean' is built in"):
+        register_operator("Mean", "xn")(lambda ctx, x, n: x)
+    with pytest.warns(UserWarning, match="'Mean' is being replaced"):
+        register_operator("Mean", "xn", overwrite=True)(lambda ctx, x, n: x)
+
+
+def test_replacing_a_user_operator_warns(cleanup: None) -> None:
+    register_operator("Twice", "x")(lambda ctx, x: 2 * x)
+    with pytest.warns(UserWarning, match="'Twice' is being replaced"):
+        register_operator("Twice", "x")(lambda ctx, x: x + x)
+
+
+def test_bad_signature(cleanup: None) -> None:
+    with pytest.raises(ValueError, match="letters must be among"):
+        register_operator("Bad", "xz")
