@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numba
 import numpy as np
 import pandas as pd
 import pytest
@@ -241,6 +242,27 @@ def test_float32_and_float64_inputs_agree() -> None:
     x64 = X.astype(np.float64)
     for kernel, _ in ROLLING.values():
         np.testing.assert_array_equal(kernel(X, 20, START), kernel(x64, 20, START))
+
+
+def test_window_longer_than_the_series_is_expanding() -> None:
+    for kernel, _ in ROLLING.values():
+        np.testing.assert_array_equal(kernel(X, T + 50, START), kernel(X, 0, START))
+
+
+def test_results_do_not_depend_on_the_thread_count() -> None:
+    """Columns are split into ranges per thread; each column's result must not depend on it."""
+    wide, start = np.tile(X, (1, 5)), np.tile(START, 5)
+    threads = numba.get_num_threads()
+    results = {}
+    for n in sorted({1, threads}):
+        numba.set_num_threads(n)
+        try:
+            results[n] = [kernel(wide, 20, start) for kernel, _ in ROLLING.values()]
+        finally:
+            numba.set_num_threads(threads)
+    for got, want in zip(results[threads], results[1], strict=True):
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(results[1][0][:, N : 2 * N], results[1][0][:, :N])
 
 
 def test_boolean_input_is_read_as_zero_one() -> None:

@@ -205,8 +205,9 @@ def evaluate(
         value = np.asarray(ev.evaluate(c.root, lo))
         if value.dtype == np.bool_:
             value = value.astype(np.float32)
-        if value.ndim == 0:
-            out[:, j] = value
-        else:
-            np.take(value.reshape(-1), flat, out=out[:, j], mode="clip")
+        with np.errstate(all="ignore"):  # float64 → float32 overflows to ±inf, as in Qlib
+            if value.ndim == 0:
+                out[:, j] = value
+            else:
+                np.take(value.reshape(-1), flat, out=out[:, j], mode="clip")
     return pd.DataFrame(out, index=index, columns=list(compiled), copy=False)

@@ -21,9 +21,10 @@ Each function equals, column by column, the pandas expression in its docstring e
 
 How it is computed:
 
-- Every kernel walks time row by row over blocks of ``_BLOCK`` adjacent columns (one parallel task
-  per block) and keeps one small state per column. Rows are read contiguously, and the columns of a
-  block are independent chains that the CPU overlaps.
+- The columns are split into ranges that run in parallel on a thread pool (the compiled kernels
+  release the GIL; ``numba.get_num_threads()`` threads). A kernel walks time row by row over its
+  range, reading each row contiguously, and keeps a small state per column; the columns are
+  independent dependency chains that the CPU overlaps.
 - ``Var``/``Std`` (and the std behind the ``Rsquare``/``Corr`` masks) replay pandas' ``roll_var``
   step by step, so they are bit-identical to pandas, including its rounding residue on a flat
   window that follows volatile data (a small positive std instead of 0), which decides Qlib's
@@ -31,16 +32,22 @@ How it is computed:
 - Sum and mean keep compensated (TwoSum) running sums. Skew, kurt, slope/rsquare/resi/wma and
   cov/corr keep compensated sums of powers of deviations from a reference value, the window mean at
   the last exact recomputation; a window is recomputed when its centred sum of squares has lost
-  more than 4 bits to cancellation, so a flat window has an exactly zero spread.
-- Max/min and their positions use monotonic deques; median, quantile and rank keep each window's
-  values sorted; mad scans its window, O(d) per row.
+  more than 4 bits to cancellation, so a flat window has an exactly zero spread. O(1) per row.
+- Max/min and their positions: van Herk / Gil-Werman, O(1) per row. Median and quantile keep each
+  window's values sorted (O(d) per row, small constant); rank and mad scan the window, O(d) per
+  row (O(T) for expanding windows).
 """
 
 from __future__ import annotations
 
+import functools
+import itertools
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
 import numba
 import numpy as np
-from numba import prange
 
 __all__ = [
     "ewm_mean",
@@ -68,10 +75,12 @@ __all__ = [
     "shift",
 ]
 
-_helper = numba.njit(cache=True, error_model="numpy", inline="always")
-_kernel = numba.njit(cache=True, parallel=True, error_model="numpy")
+_helper = numba.njit(cache=True, error_model="numpy")
+_kernel = numba.njit(cache=True, error_model="numpy", nogil=True)
 
-_BLOCK = 32  # columns per parallel task
+# The columns are split into this many ranges per thread (several, so that a slow thread is
+# balanced by the others); each range is one kernel call on a thread pool.
+_RANGES_PER_THREAD = 4
 # Qlib sets Rsquare and Corr to NaN where a rolling std is np.isclose(std, 0, atol=2e-5).
 _STD_MASK_ATOL = 2e-5
 # Recompute a window exactly once the cancellation in s2 - s1²/n costs more than 4 bits.
@@ -83,7 +92,6 @@ _PANDAS_INV_COND_TOL = np.finfo(np.float64).eps * 1e3
 _SKEW, _KURT = 0, 1
 _SLOPE, _RSQUARE, _RESI, _WMA = 0, 1, 2, 3
 _COV, _CORR = 0, 1
-_MEDIAN, _QUANTILE, _RANK = 0, 1, 2
 _MAX, _MIN, _IDXMAX, _IDXMIN = 0, 1, 2, 3
 
 
@@ -120,15 +128,36 @@ def _window(d: int) -> int:
     return int(d)
 
 
+@functools.cache
+def _pool() -> ThreadPoolExecutor:
+    """The threads that run kernels on column ranges."""
+    return ThreadPoolExecutor(numba.config.NUMBA_NUM_THREADS, thread_name_prefix="alstm-kernels")
+
+
+def _run(
+    kernel: Callable[..., None], x: np.ndarray, *args: Any, dtype: Any = np.float64
+) -> np.ndarray:
+    """A new [T, N] array filled by ``kernel(x, *args, out, j0, j1)`` over column ranges j0:j1,
+    run in parallel on ``numba.get_num_threads()`` threads."""
+    out = np.empty(x.shape, dtype=dtype)
+    n = x.shape[1]
+    ranges = min(n, _RANGES_PER_THREAD * numba.get_num_threads())
+    edges = np.linspace(0, n, ranges + 1).round().astype(np.int64).tolist()
+    if ranges <= 1:
+        kernel(x, *args, out, 0, n)
+        return out
+    tasks = [_pool().submit(kernel, x, *args, out, a, b) for a, b in itertools.pairwise(edges)]
+    for task in tasks:
+        task.result()
+    return out
+
+
 # --------------------------------------------------------------------------------------------------
-# Shared helpers. Hot loops read each block's rows through 1-D row views and call only small helpers
-# that take no 2-D array (those calls are costly); whole-window recomputations, which are rare, do.
-
-
-@_helper
-def _n_blocks(n):
-    """Number of blocks of _BLOCK columns covering n columns."""
-    return (n + _BLOCK - 1) // _BLOCK
+# Shared helpers. A kernel keeps the state of each column of its range in a column of a small
+# field-major array. Per row and column it loads the state into a tuple, advances it with tuple
+# functions that avoid data-dependent branches (a NaN input selects "no change"), stores it back
+# and writes the result; the columns are independent, so the CPU overlaps their dependency chains.
+# Columns whose window must be recomputed from scratch (rare) are flagged and redone after that.
 
 
 @_helper
@@ -136,6 +165,12 @@ def _finite(v):
     """v as float64, with ±inf read as NaN (as pandas rolling windows do)."""
     v = np.float64(v)
     return v if abs(v) < np.inf else np.nan
+
+
+@_helper
+def _entering(v, t, s0):
+    """The value v = x[t] as it enters the window of a series starting at row s0 (NaN before)."""
+    return _finite(v) if t >= s0 else np.nan
 
 
 @_helper
@@ -175,15 +210,50 @@ def _two_sum(s, e, v):
 
 
 @_helper
-def _accumulate(state, i, v):
-    """Add v to the compensated sum state[i] + state[i + 1] (in place)."""
-    state[i], state[i + 1] = _two_sum(state[i], state[i + 1], v)
+def _cancels(n, s1, s2):
+    """True when s2 - s1²/n (n values, their sum s1 and sum of squares s2) lost more than 4 bits."""
+    return (n > 0.0) & (_CANCELLATION * (n * s2 - s1 * s1) < n * s2)
 
 
 @_helper
-def _cancels(n, s1, s2):
-    """True when s2 - s1²/n (n values, their sum s1 and sum of squares s2) lost more than 4 bits."""
-    return n > 0 and _CANCELLATION * (n * s2 - s1 * s1) < n * s2
+def _load6(state, k):
+    """Column k of a 6-field state as a tuple."""
+    return state[0, k], state[1, k], state[2, k], state[3, k], state[4, k], state[5, k]
+
+
+@_helper
+def _load10(state, k):
+    """Column k of a 10-field state as a tuple."""
+    return (*_load6(state, k), state[6, k], state[7, k], state[8, k], state[9, k])
+
+
+@_helper
+def _load13(state, k):
+    """Column k of a 13-field state as a tuple."""
+    return (*_load10(state, k), state[10, k], state[11, k], state[12, k])
+
+
+# Explicit stores: a loop over a tuple's fields (runtime tuple indexing) is 2-3 times slower.
+
+
+@_helper
+def _store6(state, k, a):
+    """Write the 6-tuple a into column k of the state."""
+    state[0, k], state[1, k], state[2, k], state[3, k], state[4, k], state[5, k] = a
+
+
+@_helper
+def _store10(state, k, a):
+    """Write the 10-tuple a into column k of the state."""
+    _store6(state, k, a[:6])
+    state[6, k], state[7, k], state[8, k], state[9, k] = a[6:]
+
+
+@_helper
+def _store13(state, k, a):
+    """Write the 13-tuple a into column k of the state."""
+    _store10(state, k, a[:10])
+    state[10, k], state[11, k], state[12, k] = a[10:]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -191,42 +261,35 @@ def _cancels(n, s1, s2):
 
 
 @_kernel
-def _sum_nb(x, d, start, mean):
-    """Rolling sum (or mean, if `mean`) of every column of x [T, N]."""
-    T, N = x.shape
-    out = np.empty((T, N))
-    for b in prange(_n_blocks(N)):
-        j0 = b * _BLOCK
-        j1 = min(N, j0 + _BLOCK)
-        starts = start[j0:j1]
-        total = np.zeros(j1 - j0)
-        error = np.zeros(j1 - j0)
-        count = np.zeros(j1 - j0)
-        for t in range(T):
-            row, old, dst = x[t, j0:j1], x[max(t - d, 0), j0:j1], out[t, j0:j1]
-            for k in range(j1 - j0):
-                v = _finite(row[k])
-                u = _finite(old[k])
-                add = (t >= starts[k]) & (v == v)
-                remove = (d > 0) & (t - d >= starts[k]) & (u == u)
-                total[k], error[k] = _two_sum(total[k], error[k], v if add else 0.0)
-                total[k], error[k] = _two_sum(total[k], error[k], -u if remove else 0.0)
-                count[k] += (1.0 if add else 0.0) - (1.0 if remove else 0.0)
-                s = total[k] + error[k]
-                dst[k] = np.nan if count[k] == 0.0 else s / count[k] if mean else s
-    return out
+def _sum_nb(x, d, start, mean, out, j0, j1):
+    """Rolling sum (or mean, if `mean`) of the columns j0:j1 of x [T, N], into out."""
+    T = x.shape[0]
+    starts = start[j0:j1]
+    total = np.zeros(j1 - j0)
+    error = np.zeros(j1 - j0)
+    count = np.zeros(j1 - j0)
+    for t in range(T):
+        row, old, dst = x[t, j0:j1], x[max(t - d, 0), j0:j1], out[t, j0:j1]
+        for k in range(j1 - j0):
+            v = _entering(row[k], t, starts[k])
+            u = _leaving(old[k], t, starts[k], d)
+            total[k], error[k] = _two_sum(total[k], error[k], v if v == v else 0.0)
+            total[k], error[k] = _two_sum(total[k], error[k], -u if u == u else 0.0)
+            count[k] += (1.0 if v == v else 0.0) - (1.0 if u == u else 0.0)
+            s = total[k] + error[k]
+            dst[k] = np.nan if count[k] == 0.0 else s / count[k] if mean else s
 
 
 def rolling_sum(x: np.ndarray, d: int, start: np.ndarray) -> np.ndarray:
     """``r.sum()``."""
     x = _panel(x)
-    return _sum_nb(x, _window(d), _starts(start, x), False)
+    return _run(_sum_nb, x, _window(d), _starts(start, x), False)
 
 
 def rolling_mean(x: np.ndarray, d: int, start: np.ndarray) -> np.ndarray:
     """``r.mean()``."""
     x = _panel(x)
-    return _sum_nb(x, _window(d), _starts(start, x), True)
+    return _run(_sum_nb, x, _window(d), _starts(start, x), True)
 
 
 def rolling_count(x: np.ndarray, d: int, start: np.ndarray) -> np.ndarray:
@@ -235,139 +298,128 @@ def rolling_count(x: np.ndarray, d: int, start: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------------
-# Var, Std: pandas' roll_var replayed step by step. State w = [nobs, mean, ssqdm, compensation_add,
-# compensation_remove, numerically_unstable].
+# Var, Std: pandas' roll_var replayed step by step. State w = (nobs, mean, ssqdm, compensation_add,
+# compensation_remove, redo); redo is 1.0 once pandas would recompute the window from scratch.
 
 
 @_helper
 def _welford(w, val, sign):
-    """pandas' add_var (sign=1) or remove_var (sign=-1) on the state w, in place; NaN is skipped."""
-    if np.isnan(val):
-        return
-    prev_m2 = w[2]
-    w[0] += sign
-    if w[0] == 0.0:
-        w[1] = 0.0
-        w[2] = 0.0
-        w[5] = 0.0
-        return
-    c = 3 if sign == 1 else 4
-    prev_mean = w[1] - w[c]
-    y = val - w[c]
-    delta = y - w[1]
-    w[c] = delta + w[1] - y
-    w[1] = w[1] + sign * delta / w[0]
-    w[2] = w[2] + sign * ((val - prev_mean) * (val - w[1]))
-    if prev_m2 * _PANDAS_INV_COND_TOL > w[2]:
-        w[5] = 1.0
+    """pandas' add_var (sign=1) or remove_var (sign=-1) of val on w; NaN leaves w unchanged."""
+    nobs, mean, ssq, c_add, c_remove, redo = w
+    c = c_add if sign == 1 else c_remove
+    n = nobs + sign
+    prev_mean = mean - c
+    y = val - c
+    delta = y - mean
+    c = delta + mean - y
+    new_mean = mean + sign * delta / n
+    new_ssq = ssq + sign * ((val - prev_mean) * (val - new_mean))
+    new_redo = 1.0 if ssq * _PANDAS_INV_COND_TOL > new_ssq else redo  # numerically unstable
+    if n == 0.0:  # the last value left: pandas zeroes the moments
+        new_mean, new_ssq, new_redo, c = 0.0, 0.0, 0.0, c_remove
+    if val != val:
+        return w
+    if sign == 1:
+        return n, new_mean, new_ssq, c, c_remove, new_redo
+    return n, new_mean, new_ssq, c_add, c, new_redo
 
 
 @_helper
-def _roll_var_update(w, v, u, fresh):
-    """pandas' step to the next window: remove u, add v; True when the window must then be
-    recomputed (a fresh start, i.e. the first row or d == 1, or a numerically unstable step)."""
-    if not fresh:
-        _welford(w, u, -1)
-        _welford(w, v, 1)
-    return fresh or w[5] != 0.0
+def _roll_var_next(w, v, u, fresh):
+    """w moved to the next window (u leaves, v enters), flagged for recomputation on a fresh start
+    (the first row, or d == 1) or when pandas found a step numerically unstable."""
+    w = _welford(_welford(w, u, -1), v, 1)
+    return w[0], w[1], w[2], w[3], w[4], 1.0 if fresh else w[5]
 
 
 @_helper
-def _roll_var_recompute(w, x, j, lo, hi):
-    """pandas' recomputation of w from the window x[lo:hi, j], in place."""
-    w[:] = 0.0
+def _roll_var_window(x, j, lo, hi):
+    """pandas' roll_var state recomputed from the window x[lo:hi, j]."""
+    w = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
     for r in range(lo, hi):
-        _welford(w, _finite(x[r, j]), 1)
-    w[5] = 0.0
+        w = _welford(w, _finite(x[r, j]), 1)
+    return w[0], w[1], w[2], w[3], w[4], 0.0
 
 
 @_helper
-def _roll_var(w):
-    """pandas' calc_var (ddof=1) of the state w."""
-    return w[2] / (w[0] - 1.0) if w[0] > 1.0 else np.nan
+def _roll_var(w, take_sqrt):
+    """pandas' calc_var (ddof=1) of the state w, or its zsqrt if take_sqrt."""
+    var = w[2] / (w[0] - 1.0) if w[0] > 1.0 else np.nan
+    return np.sqrt(max(var, 0.0)) if take_sqrt and var == var else var
 
 
 @_helper
 def _std_masked(w):
     """Qlib's np.isclose(std, 0, atol=2e-5) on pandas' rolling std; a NaN std does not mask."""
-    var = _roll_var(w)
-    return var == var and np.sqrt(max(var, 0.0)) <= _STD_MASK_ATOL
+    return _roll_var(w, True) <= _STD_MASK_ATOL
 
 
 @_kernel
-def _var_nb(x, d, start, take_sqrt):
-    """pandas' rolling var (ddof=1), or std if take_sqrt, of every column of x [T, N]."""
-    T, N = x.shape
-    out = np.empty((T, N))
-    for b in prange(_n_blocks(N)):
-        j0 = b * _BLOCK
-        j1 = min(N, j0 + _BLOCK)
-        starts = start[j0:j1]
-        state = np.zeros((j1 - j0, 6))
-        for t in range(T):
-            row, old, dst = x[t, j0:j1], x[max(t - d, 0), j0:j1], out[t, j0:j1]
-            for k in range(j1 - j0):
-                s0 = starts[k]
-                if t < s0:
-                    dst[k] = np.nan
-                    continue
-                w = state[k]
-                if _roll_var_update(
-                    w, _finite(row[k]), _leaving(old[k], t, s0, d), t == s0 or d == 1
-                ):
-                    _roll_var_recompute(w, x, j0 + k, _window_start(t, s0, d), t + 1)
-                var = _roll_var(w)
-                dst[k] = np.sqrt(max(var, 0.0)) if take_sqrt and var == var else var
-    return out
+def _var_nb(x, d, start, take_sqrt, out, j0, j1):
+    """pandas' rolling var (ddof=1), or std if take_sqrt, of the columns j0:j1 of x, into out."""
+    T = x.shape[0]
+    m = j1 - j0
+    starts = start[j0:j1]
+    state = np.zeros((6, m))
+    for t in range(T):
+        row, old, dst = x[t, j0:j1], x[max(t - d, 0), j0:j1], out[t, j0:j1]
+        for k in range(m):
+            s0 = starts[k]
+            v, u = _entering(row[k], t, s0), _leaving(old[k], t, s0, d)
+            w = _roll_var_next(_load6(state, k), v, u, (t == s0) | (d == 1))
+            _store6(state, k, w)
+            dst[k] = _roll_var(w, take_sqrt) if t >= s0 else np.nan
+        for k in range(m):
+            s0 = starts[k]
+            if state[5, k] != 0.0 and t >= s0:
+                w = _roll_var_window(x, j0 + k, _window_start(t, s0, d), t + 1)
+                _store6(state, k, w)
+                dst[k] = _roll_var(w, take_sqrt)
 
 
 def rolling_var(x: np.ndarray, d: int, start: np.ndarray) -> np.ndarray:
     """``r.var()`` (ddof=1: NaN with one observation), bit-identical to pandas."""
     x = _panel(x)
-    return _var_nb(x, _window(d), _starts(start, x), False)
+    return _run(_var_nb, x, _window(d), _starts(start, x), False)
 
 
 def rolling_std(x: np.ndarray, d: int, start: np.ndarray) -> np.ndarray:
     """``r.std()`` (ddof=1: NaN with one observation), bit-identical to pandas."""
     x = _panel(x)
-    return _var_nb(x, _window(d), _starts(start, x), True)
+    return _run(_var_nb, x, _window(d), _starts(start, x), True)
 
 
 # --------------------------------------------------------------------------------------------------
-# Skew, kurt: compensated power sums of deviations from a reference value. State
-# p = [n, ref, Σdev, err, Σdev², err, Σdev³, err, Σdev⁴, err].
+# Skew, kurt: compensated power sums of the deviations from a reference value.
+# State p = (n, ref, Σdev, err, Σdev², err, Σdev³, err, Σdev⁴, err).
 
 
 @_helper
-def _add_powers(p, dev, sign):
-    """Add (sign=1) or remove (sign=-1) one deviation to the power sums p, in place."""
-    if np.isnan(dev):
-        return
-    p[0] += sign
-    if p[0] == 0.0:
-        p[2:] = 0.0
-        return
-    term = sign * dev
-    for i in range(2, 10, 2):
-        _accumulate(p, i, term)
-        term *= dev
+def _add_powers(p, v, sign):
+    """p with the value v added (sign=1) or removed (sign=-1); NaN leaves p unchanged."""
+    n, ref, s1, e1, s2, e2, s3, e3, s4, e4 = p
+    present = v == v
+    dev = v - ref if present else 0.0
+    term = sign * dev if present else 0.0
+    n += sign if present else 0.0
+    s1, e1 = _two_sum(s1, e1, term)
+    term *= dev
+    s2, e2 = _two_sum(s2, e2, term)
+    term *= dev
+    s3, e3 = _two_sum(s3, e3, term)
+    s4, e4 = _two_sum(s4, e4, term * dev)
+    if n == 0.0:
+        return 0.0, ref, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
+    return n, ref, s1, e1, s2, e2, s3, e3, s4, e4
 
 
 @_helper
-def _moments_update(p, v, u):
-    """Remove u and add v; True when the window must be recomputed (cancellation)."""
-    _add_powers(p, u - p[1], -1)
-    _add_powers(p, v - p[1], 1)
-    return _cancels(p[0], p[2] + p[3], p[4] + p[5])
-
-
-@_helper
-def _moments_recompute(p, x, j, lo, hi):
-    """p recomputed from the window x[lo:hi, j] about its mean, in place."""
-    p[:] = 0.0
-    p[1] = _anchored_mean(x, j, lo, hi)
+def _moments_window(x, j, lo, hi):
+    """The power sums of the window x[lo:hi, j] about its mean."""
+    p = (0.0, _anchored_mean(x, j, lo, hi), 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
     for r in range(lo, hi):
-        _add_powers(p, _finite(x[r, j]) - p[1], 1)
+        p = _add_powers(p, _finite(x[r, j]), 1)
+    return p
 
 
 @_helper
@@ -377,93 +429,88 @@ def _moments_stat(p, stat):
     s1, s2, s3, s4 = p[2] + p[3], p[4] + p[5], p[6] + p[7], p[8] + p[9]
     a = s1 / n
     m2 = s2 - s1 * a
-    if n < (3 if stat == _SKEW else 4) or not m2 > 0.0:
-        return np.nan
-    if stat == _SKEW:
-        m3 = s3 - 3.0 * a * s2 + 2.0 * n * a * a * a
-        return n * np.sqrt(n - 1.0) / (n - 2.0) * m3 / (m2 * np.sqrt(m2))
+    m3 = s3 - 3.0 * a * s2 + 2.0 * n * a * a * a
     m4 = s4 - 4.0 * a * s3 + 6.0 * a * a * s2 - 3.0 * n * a * a * a * a
     c = (n - 2.0) * (n - 3.0)
-    return (n + 1.0) * n * (n - 1.0) / c * m4 / (m2 * m2) - 3.0 * (n - 1.0) ** 2 / c
+    skew = n * np.sqrt(n - 1.0) / (n - 2.0) * m3 / (m2 * np.sqrt(m2))
+    kurt = (n + 1.0) * n * (n - 1.0) / c * m4 / (m2 * m2) - 3.0 * (n - 1.0) ** 2 / c
+    enough = n >= (3.0 if stat == _SKEW else 4.0)
+    return (skew if stat == _SKEW else kurt) if enough & (m2 > 0.0) else np.nan
 
 
 @_kernel
-def _moments_nb(x, d, start, stat):
-    """Rolling skew or kurt (stat code) of every column of x [T, N]."""
-    T, N = x.shape
-    out = np.empty((T, N))
-    for b in prange(_n_blocks(N)):
-        j0 = b * _BLOCK
-        j1 = min(N, j0 + _BLOCK)
-        starts = start[j0:j1]
-        state = np.zeros((j1 - j0, 10))
-        for t in range(T):
-            row, old, dst = x[t, j0:j1], x[max(t - d, 0), j0:j1], out[t, j0:j1]
-            for k in range(j1 - j0):
-                s0 = starts[k]
-                if t < s0:
-                    dst[k] = np.nan
-                    continue
-                p = state[k]
-                if _moments_update(p, _finite(row[k]), _leaving(old[k], t, s0, d)):
-                    _moments_recompute(p, x, j0 + k, _window_start(t, s0, d), t + 1)
+def _moments_nb(x, d, start, stat, out, j0, j1):
+    """Rolling skew or kurt (stat code) of the columns j0:j1 of x [T, N], into out."""
+    T = x.shape[0]
+    m = j1 - j0
+    starts = start[j0:j1]
+    state = np.zeros((10, m))
+    redo = np.zeros(m)
+    for t in range(T):
+        row, old, dst = x[t, j0:j1], x[max(t - d, 0), j0:j1], out[t, j0:j1]
+        for k in range(m):
+            s0 = starts[k]
+            p = _add_powers(_load10(state, k), _leaving(old[k], t, s0, d), -1)
+            p = _add_powers(p, _entering(row[k], t, s0), 1)
+            _store10(state, k, p)
+            redo[k] = 1.0 if _cancels(p[0], p[2] + p[3], p[4] + p[5]) else 0.0
+            dst[k] = _moments_stat(p, stat) if t >= s0 else np.nan
+        for k in range(m):
+            if redo[k] != 0.0:
+                p = _moments_window(x, j0 + k, _window_start(t, starts[k], d), t + 1)
+                _store10(state, k, p)
                 dst[k] = _moments_stat(p, stat)
-    return out
 
 
 def rolling_skew(x: np.ndarray, d: int, start: np.ndarray) -> np.ndarray:
     """``r.skew()`` (NaN below 3 observations and on a constant window)."""
     x = _panel(x)
-    return _moments_nb(x, _window(d), _starts(start, x), _SKEW)
+    return _run(_moments_nb, x, _window(d), _starts(start, x), _SKEW)
 
 
 def rolling_kurt(x: np.ndarray, d: int, start: np.ndarray) -> np.ndarray:
     """``r.kurt()`` (NaN below 4 observations and on a constant window)."""
     x = _panel(x)
-    return _moments_nb(x, _window(d), _starts(start, x), _KURT)
+    return _run(_moments_nb, x, _window(d), _starts(start, x), _KURT)
 
 
 # --------------------------------------------------------------------------------------------------
 # Slope, Rsquare, Resi, WMA: least squares of the values on their slot position p = row - t
-# (newest: p = 0). State q = [n, ref, Σp, Σp², Σdev, err, Σdev², err, Σp·dev, err]; Σp and Σp² are
+# (newest: p = 0). State q = (n, ref, Σp, Σp², Σdev, err, Σdev², err, Σp·dev, err); Σp and Σp² are
 # exact integers.
 
 
 @_helper
-def _add_point(q, p, dev, sign):
-    """Add (sign=1) or remove (sign=-1) the point (p, ref + dev) to q, in place; NaN is skipped."""
-    if np.isnan(dev):
-        return
-    q[0] += sign
-    if q[0] == 0.0:
-        q[2:] = 0.0
-        return
-    q[2] += sign * p
-    q[3] += sign * p * p
-    _accumulate(q, 4, sign * dev)
-    _accumulate(q, 6, sign * dev * dev)
-    _accumulate(q, 8, sign * p * dev)
+def _add_point(q, p, v, sign):
+    """q with the point (p, v) added (sign=1) or removed (sign=-1); NaN leaves q unchanged."""
+    n, ref, sp, spp, s1, e1, s2, e2, spy, e3 = q
+    present = v == v
+    dev = v - ref if present else 0.0
+    w = sign if present else 0.0
+    n += w
+    s1, e1 = _two_sum(s1, e1, w * dev)
+    s2, e2 = _two_sum(s2, e2, w * dev * dev)
+    spy, e3 = _two_sum(spy, e3, w * p * dev)
+    if n == 0.0:
+        return 0.0, ref, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
+    return n, ref, sp + w * p, spp + w * p * p, s1, e1, s2, e2, spy, e3
 
 
 @_helper
-def _regression_update(q, v, u, d):
-    """Move every point one slot back, remove u (at p = -d), add v (at p = 0); True when the
-    window must be recomputed (cancellation)."""
-    q[3] += q[0] - 2.0 * q[2]
-    q[2] -= q[0]
-    _accumulate(q, 8, -(q[4] + q[5]))
-    _add_point(q, -d, u - q[1], -1)
-    _add_point(q, 0, v - q[1], 1)
-    return _cancels(q[0], q[4] + q[5], q[6] + q[7])
+def _move_back(q):
+    """q after every point moved one slot back (p -> p - 1)."""
+    n, ref, sp, spp, s1, e1, s2, e2, spy, e3 = q
+    spy, e3 = _two_sum(spy, e3, -(s1 + e1))
+    return n, ref, sp - n, spp - 2.0 * sp + n, s1, e1, s2, e2, spy, e3
 
 
 @_helper
-def _regression_recompute(q, x, j, lo, t):
-    """q recomputed from the window x[lo:t + 1, j] about its mean, in place."""
-    q[:] = 0.0
-    q[1] = _anchored_mean(x, j, lo, t + 1)
+def _regression_window(x, j, lo, t):
+    """The sums of the window x[lo:t + 1, j] about its mean."""
+    q = (0.0, _anchored_mean(x, j, lo, t + 1), 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
     for r in range(lo, t + 1):
-        _add_point(q, r - t, _finite(x[r, j]) - q[1], 1)
+        q = _add_point(q, r - t, _finite(x[r, j]), 1)
+    return q
 
 
 @_helper
@@ -475,113 +522,118 @@ def _regression_stat(q, stat, newest, slots):
     n, ref, sp, spp = q[0], q[1], q[2], q[3]
     s1, s2, spy = q[4] + q[5], q[6] + q[7], q[8] + q[9]
     if stat == _WMA:
-        if n == 0:
-            return np.nan
         weighted = spy + ref * sp + slots * (s1 + n * ref)  # Σ (p + slots) · value
-        return weighted / (slots * (slots + 1) / 2.0) / n
-    if n < 2:
-        return np.nan
+        return weighted / (slots * (slots + 1) / 2.0) / n if n > 0.0 else np.nan
     cov = spy - sp * s1 / n
     slope = cov / (spp - sp * sp / n)
     if stat == _SLOPE:
-        return slope
-    if stat == _RESI:
-        return (newest - ref - s1 / n) + slope * sp / n
-    return slope * cov / (s2 - s1 * s1 / n)  # _RSQUARE
+        result = slope
+    elif stat == _RESI:
+        result = (newest - ref - s1 / n) + slope * sp / n
+    else:  # _RSQUARE
+        result = slope * cov / (s2 - s1 * s1 / n)
+    return result if n >= 2.0 else np.nan
 
 
 @_kernel
-def _regression_nb(x, d, start, stat):
-    """Rolling Slope/Rsquare/Resi/WMA (stat code) of every column of x [T, N]."""
-    T, N = x.shape
-    out = np.empty((T, N))
-    for b in prange(_n_blocks(N)):
-        j0 = b * _BLOCK
-        j1 = min(N, j0 + _BLOCK)
-        starts = start[j0:j1]
-        state = np.zeros((j1 - j0, 10))
-        spread = np.zeros((j1 - j0, 6))  # pandas' roll_var states, for the Rsquare mask
-        for t in range(T):
-            row, old, dst = x[t, j0:j1], x[max(t - d, 0), j0:j1], out[t, j0:j1]
-            for k in range(j1 - j0):
+def _regression_nb(x, d, start, stat, out, j0, j1):
+    """Rolling Slope/Rsquare/Resi/WMA (stat code) of the columns j0:j1 of x [T, N], into out."""
+    T = x.shape[0]
+    m = j1 - j0
+    starts = start[j0:j1]
+    state = np.zeros((10, m))
+    spread = np.zeros((6, m))  # pandas' roll_var states, for the Rsquare mask
+    redo = np.zeros(m)
+    for t in range(T):
+        row, old, dst = x[t, j0:j1], x[max(t - d, 0), j0:j1], out[t, j0:j1]
+        for k in range(m):
+            s0 = starts[k]
+            v, u = _entering(row[k], t, s0), _leaving(old[k], t, s0, d)
+            q = _add_point(_move_back(_load10(state, k)), -d, u, -1)
+            q = _add_point(q, 0, v, 1)
+            _store10(state, k, q)
+            redo[k] = 1.0 if _cancels(q[0], q[4] + q[5], q[6] + q[7]) else 0.0
+            result = _regression_stat(q, stat, v, t - _window_start(t, s0, d) + 1)
+            dst[k] = result if t >= s0 else np.nan
+        if stat == _RSQUARE:  # a loop of its own: a branch in the loop above slows it down
+            for k in range(m):
                 s0 = starts[k]
-                if t < s0:
-                    dst[k] = np.nan
-                    continue
-                lo = _window_start(t, s0, d)
-                q = state[k]
-                v, u = _finite(row[k]), _leaving(old[k], t, s0, d)
-                if _regression_update(q, v, u, d):
-                    _regression_recompute(q, x, j0 + k, lo, t)
-                dst[k] = _regression_stat(q, stat, v, t - lo + 1)
-                if stat == _RSQUARE:
-                    w = spread[k]
-                    if _roll_var_update(w, v, u, t == s0 or d == 1):
-                        _roll_var_recompute(w, x, j0 + k, lo, t + 1)
-                    if _std_masked(w):
-                        dst[k] = np.nan
-    return out
+                v, u = _entering(row[k], t, s0), _leaving(old[k], t, s0, d)
+                w = _roll_var_next(_load6(spread, k), v, u, (t == s0) | (d == 1))
+                _store6(spread, k, w)
+                dst[k] = np.nan if _std_masked(w) else dst[k]
+        for k in range(m):
+            s0 = starts[k]
+            if t < s0 or (redo[k] == 0.0 and (stat != _RSQUARE or spread[5, k] == 0.0)):
+                continue
+            lo = _window_start(t, s0, d)
+            if redo[k] != 0.0:
+                _store10(state, k, _regression_window(x, j0 + k, lo, t))
+            result = _regression_stat(_load10(state, k), stat, _finite(x[t, j0 + k]), t - lo + 1)
+            if stat == _RSQUARE:
+                if spread[5, k] != 0.0:
+                    _store6(spread, k, _roll_var_window(x, j0 + k, lo, t + 1))
+                result = np.nan if _std_masked(_load6(spread, k)) else result
+            dst[k] = result
 
 
 def rolling_slope(x: np.ndarray, d: int, start: np.ndarray) -> np.ndarray:
     """``r.apply(f, raw=True)``, f: OLS slope of the non-NaN values on their slot position."""
     x = _panel(x)
-    return _regression_nb(x, _window(d), _starts(start, x), _SLOPE)
+    return _run(_regression_nb, x, _window(d), _starts(start, x), _SLOPE)
 
 
 def rolling_rsquare(x: np.ndarray, d: int, start: np.ndarray) -> np.ndarray:
     """``r.apply(f, raw=True)``, f: r² of (position, value); NaN where ``|r.std()| <= 2e-5``."""
     x = _panel(x)
-    return _regression_nb(x, _window(d), _starts(start, x), _RSQUARE)
+    return _run(_regression_nb, x, _window(d), _starts(start, x), _RSQUARE)
 
 
 def rolling_resi(x: np.ndarray, d: int, start: np.ndarray) -> np.ndarray:
     """``r.apply(f, raw=True)``, f: residual of the newest value from the OLS line on position."""
     x = _panel(x)
-    return _regression_nb(x, _window(d), _starts(start, x), _RESI)
+    return _run(_regression_nb, x, _window(d), _starts(start, x), _RESI)
 
 
 def rolling_wma(x: np.ndarray, d: int, start: np.ndarray) -> np.ndarray:
     """``r.apply(lambda a: np.nanmean(a * w), raw=True)``, ``w = arange(1, n+1) / sum(1..n)``."""
     x = _panel(x)
-    return _regression_nb(x, _window(d), _starts(start, x), _WMA)
+    return _run(_regression_nb, x, _window(d), _starts(start, x), _WMA)
 
 
 # --------------------------------------------------------------------------------------------------
 # Cov, Corr over the rows where both series are present. State
-# q = [n, rx, ry, Σdx, err, Σdy, err, Σdx², err, Σdy², err, Σdx·dy, err] (deviations from rx, ry).
+# q = (n, rx, ry, Σdx, err, Σdy, err, Σdx², err, Σdy², err, Σdx·dy, err), deviations from rx, ry.
 
 
 @_helper
 def _add_pair(q, vx, vy, sign):
-    """Add (sign=1) or remove (sign=-1) the pair (vx, vy) to q, in place, if both are present."""
-    if np.isnan(vx) or np.isnan(vy):
-        return
-    q[0] += sign
-    if q[0] == 0.0:
-        q[3:] = 0.0
-        return
-    dx = vx - q[1]
-    dy = vy - q[2]
-    _accumulate(q, 3, sign * dx)
-    _accumulate(q, 5, sign * dy)
-    _accumulate(q, 7, sign * dx * dx)
-    _accumulate(q, 9, sign * dy * dy)
-    _accumulate(q, 11, sign * dx * dy)
+    """q with the pair (vx, vy) added (sign=1) or removed (sign=-1) if both are present."""
+    n, rx, ry, sx, ex, sy, ey, sxx, exx, syy, eyy, sxy, exy = q
+    present = (vx == vx) & (vy == vy)
+    dx = vx - rx if present else 0.0
+    dy = vy - ry if present else 0.0
+    w = sign if present else 0.0
+    n += w
+    sx, ex = _two_sum(sx, ex, w * dx)
+    sy, ey = _two_sum(sy, ey, w * dy)
+    sxx, exx = _two_sum(sxx, exx, w * dx * dx)
+    syy, eyy = _two_sum(syy, eyy, w * dy * dy)
+    sxy, exy = _two_sum(sxy, exy, w * dx * dy)
+    if n == 0.0:
+        return 0.0, rx, ry, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
+    return n, rx, ry, sx, ex, sy, ey, sxx, exx, syy, eyy, sxy, exy
 
 
 @_helper
-def _pair_update(q, vx, vy, ux, uy):
-    """Remove the pair (ux, uy) and add (vx, vy); True when the window must be recomputed."""
-    _add_pair(q, ux, uy, -1)
-    _add_pair(q, vx, vy, 1)
-    n, sx, sy = q[0], q[3] + q[4], q[5] + q[6]
-    return _cancels(n, sx, q[7] + q[8]) or _cancels(n, sy, q[9] + q[10])
+def _pair_cancels(q):
+    """True when the centred sum of squares of the x or the y of the pairs in q lost precision."""
+    return _cancels(q[0], q[3] + q[4], q[7] + q[8]) | _cancels(q[0], q[5] + q[6], q[9] + q[10])
 
 
 @_helper
-def _pair_recompute(q, x, y, j, lo, hi):
-    """q recomputed from the pairs of x[lo:hi, j], y[lo:hi, j] about their means, in place."""
+def _pair_window(x, y, j, lo, hi):
+    """The sums of the pairs of x[lo:hi, j], y[lo:hi, j] about their means."""
     n = 0
     ax, ay, sx, sy = 0.0, 0.0, 0.0, 0.0
     for r in range(lo, hi):  # means anchored on the first pair: exact when all pairs are equal
@@ -592,73 +644,86 @@ def _pair_recompute(q, x, y, j, lo, hi):
             sx += vx - ax
             sy += vy - ay
             n += 1
-    q[:] = 0.0
     if n:
-        q[1], q[2] = ax + sx / n, ay + sy / n
+        ax, ay = ax + sx / n, ay + sy / n
+    q = (0.0, ax, ay, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
     for r in range(lo, hi):
-        _add_pair(q, _finite(x[r, j]), _finite(y[r, j]), 1)
+        q = _add_pair(q, _finite(x[r, j]), _finite(y[r, j]), 1)
+    return q
 
 
 @_helper
 def _pair_stat(q, stat):
     """Cov (ddof=1) or Corr (unmasked) of the pairs summed in q."""
     n = q[0]
-    if n < 2:
-        return np.nan
     sx, sy, sxx, syy, sxy = q[3] + q[4], q[5] + q[6], q[7] + q[8], q[9] + q[10], q[11] + q[12]
     cov = sxy - sx * sy / n
-    if stat == _COV:
-        return cov / (n - 1)
     vx = sxx - sx * sx / n
     vy = syy - sy * sy / n
-    return cov / np.sqrt(vx * vy) if vx > 0.0 and vy > 0.0 else np.nan
+    if stat == _COV:
+        return cov / (n - 1.0) if n >= 2.0 else np.nan
+    return cov / np.sqrt(vx * vy) if (n >= 2.0) & (vx > 0.0) & (vy > 0.0) else np.nan
 
 
 @_kernel
-def _pair_nb(x, y, d, start, stat):
-    """Rolling Cov/Corr (stat code) of every column pair of x, y [T, N]."""
-    T, N = x.shape
-    out = np.empty((T, N))
-    for b in prange(_n_blocks(N)):
-        j0 = b * _BLOCK
-        j1 = min(N, j0 + _BLOCK)
-        starts = start[j0:j1]
-        state = np.zeros((j1 - j0, 13))
-        spread_x = np.zeros((j1 - j0, 6))  # pandas' roll_var states, for the Corr masks
-        spread_y = np.zeros((j1 - j0, 6))
-        for t in range(T):
-            rx, ox = x[t, j0:j1], x[max(t - d, 0), j0:j1]
-            ry, oy = y[t, j0:j1], y[max(t - d, 0), j0:j1]
-            dst = out[t, j0:j1]
-            for k in range(j1 - j0):
+def _pair_nb(x, y, d, start, stat, out, j0, j1):
+    """Rolling Cov/Corr (stat code) of the columns j0:j1 of x, y [T, N], into out."""
+    T = x.shape[0]
+    m = j1 - j0
+    starts = start[j0:j1]
+    state = np.zeros((13, m))
+    spread_x = np.zeros((6, m))  # pandas' roll_var states, for the Corr masks
+    spread_y = np.zeros((6, m))
+    redo = np.zeros(m)
+    values = np.empty((4, m))  # this row's entering x, y and leaving x, y
+    for t in range(T):
+        row_x, old_x = x[t, j0:j1], x[max(t - d, 0), j0:j1]
+        row_y, old_y = y[t, j0:j1], y[max(t - d, 0), j0:j1]
+        dst = out[t, j0:j1]
+        for k in range(m):
+            s0 = starts[k]
+            values[0, k], values[1, k] = _entering(row_x[k], t, s0), _entering(row_y[k], t, s0)
+            values[2, k] = _leaving(old_x[k], t, s0, d)
+            values[3, k] = _leaving(old_y[k], t, s0, d)
+        for k in range(m):
+            q = _add_pair(_load13(state, k), values[2, k], values[3, k], -1)
+            q = _add_pair(q, values[0, k], values[1, k], 1)
+            _store13(state, k, q)
+            redo[k] = 1.0 if _pair_cancels(q) else 0.0
+            dst[k] = _pair_stat(q, stat) if t >= starts[k] else np.nan
+        if stat == _CORR:  # a loop of its own: a branch in the loop above slows it down
+            for k in range(m):
                 s0 = starts[k]
-                if t < s0:
-                    dst[k] = np.nan
-                    continue
-                lo = _window_start(t, s0, d)
-                vx, ux = _finite(rx[k]), _leaving(ox[k], t, s0, d)
-                vy, uy = _finite(ry[k]), _leaving(oy[k], t, s0, d)
-                q = state[k]
-                if _pair_update(q, vx, vy, ux, uy):
-                    _pair_recompute(q, x, y, j0 + k, lo, t + 1)
-                dst[k] = _pair_stat(q, stat)
-                if stat == _CORR:
-                    fresh = t == s0 or d == 1
-                    wx, wy = spread_x[k], spread_y[k]
-                    if _roll_var_update(wx, vx, ux, fresh):
-                        _roll_var_recompute(wx, x, j0 + k, lo, t + 1)
-                    if _roll_var_update(wy, vy, uy, fresh):
-                        _roll_var_recompute(wy, y, j0 + k, lo, t + 1)
-                    if _std_masked(wx) or _std_masked(wy):
-                        dst[k] = np.nan
-    return out
+                fresh = (t == s0) | (d == 1)
+                wx = _roll_var_next(_load6(spread_x, k), values[0, k], values[2, k], fresh)
+                wy = _roll_var_next(_load6(spread_y, k), values[1, k], values[3, k], fresh)
+                _store6(spread_x, k, wx)
+                _store6(spread_y, k, wy)
+                dst[k] = np.nan if _std_masked(wx) | _std_masked(wy) else dst[k]
+        for k in range(m):
+            s0 = starts[k]
+            stale_spread = stat == _CORR and (spread_x[5, k] != 0.0 or spread_y[5, k] != 0.0)
+            if t < s0 or (redo[k] == 0.0 and not stale_spread):
+                continue
+            lo = _window_start(t, s0, d)
+            if redo[k] != 0.0:
+                _store13(state, k, _pair_window(x, y, j0 + k, lo, t + 1))
+            result = _pair_stat(_load13(state, k), stat)
+            if stat == _CORR:
+                if spread_x[5, k] != 0.0:
+                    _store6(spread_x, k, _roll_var_window(x, j0 + k, lo, t + 1))
+                if spread_y[5, k] != 0.0:
+                    _store6(spread_y, k, _roll_var_window(y, j0 + k, lo, t + 1))
+                masked = _std_masked(_load6(spread_x, k)) | _std_masked(_load6(spread_y, k))
+                result = np.nan if masked else result
+            dst[k] = result
 
 
 def _pair(x: np.ndarray, y: np.ndarray, d: int, start: np.ndarray, stat: int) -> np.ndarray:
     x, y = _panel(x), _panel(y)
     if x.shape != y.shape:
         raise ValueError(f"x and y differ in shape: {x.shape} vs {y.shape}")
-    return _pair_nb(x, y, _window(d), _starts(start, x), stat)
+    return _run(_pair_nb, x, y, _window(d), _starts(start, x), stat)
 
 
 def rolling_cov(x: np.ndarray, y: np.ndarray, d: int, start: np.ndarray) -> np.ndarray:
@@ -672,167 +737,209 @@ def rolling_corr(x: np.ndarray, y: np.ndarray, d: int, start: np.ndarray) -> np.
 
 
 # --------------------------------------------------------------------------------------------------
-# Median, quantile, rank: each window's non-NaN values kept sorted
+# Median, quantile: each column's window values (NaN excluded) kept sorted in values[k, :m]
 
 
 @_helper
-def _search(buf, m, v, right):
-    """Insertion point of v in the sorted buf[:m]: before equal values, or after them if right."""
-    lo, hi = 0, m
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if buf[mid] < v or (right and buf[mid] == v):
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
-
-
-@_helper
-def _sorted_update(buf, m, v, u):
-    """Remove u (present unless NaN) from and insert v (unless NaN) into the sorted buf[:m], in
-    place; returns the new length."""
-    if not np.isnan(u):
-        m -= 1
-        for i in range(_search(buf, m, u, False), m):
-            buf[i] = buf[i + 1]
-    if not np.isnan(v):
-        k = _search(buf, m, v, False)
-        for i in range(m, k, -1):
-            buf[i] = buf[i - 1]
-        buf[k] = v
-        m += 1
+def _sorted_replace(values, k, m, v, u):
+    """Remove u (present unless NaN) from and insert v (unless NaN) into the sorted values[k, :m],
+    in place; returns the new length. Positions are counts of smaller values (branch-free)."""
+    below_u, below_v = 0, 0
+    for i in range(m):
+        below_u += values[k, i] < u
+        below_v += values[k, i] < v
+    if np.isnan(u):
+        if np.isnan(v):
+            return m
+        for i in range(m, below_v, -1):
+            values[k, i] = values[k, i - 1]
+        values[k, below_v] = v
+        return m + 1
+    if np.isnan(v):
+        for i in range(below_u, m - 1):
+            values[k, i] = values[k, i + 1]
+        return m - 1
+    pos = below_v - (u < v)  # v's place once u is gone
+    for i in range(below_u, pos):
+        values[k, i] = values[k, i + 1]
+    for i in range(below_u, pos, -1):
+        values[k, i] = values[k, i - 1]
+    values[k, pos] = v
     return m
 
 
 @_helper
-def _order_stat(buf, m, stat, q, newest):
-    """Median, quantile q (linear) or pct-rank of newest (average ties) of the sorted buf[:m]."""
+def _quantile(values, k, m, q):
+    """Quantile q (linear interpolation, as pandas) of the sorted values[k, :m]; q = -1: median."""
     if m == 0:
         return np.nan
-    if stat == _RANK:
-        if np.isnan(newest):
-            return np.nan
-        below = _search(buf, m, newest, False)
-        return (below + (_search(buf, m, newest, True) - below + 1) / 2.0) / m
-    if stat == _MEDIAN:
+    if q < 0.0:
         h = m // 2
-        return buf[h] if m % 2 else (buf[h - 1] + buf[h]) / 2.0
-    pos = q * (m - 1)  # _QUANTILE
-    k = int(pos)
-    if pos == k:
-        return buf[k]
-    return buf[k] + (buf[k + 1] - buf[k]) * (pos - k)
+        return values[k, h] if m % 2 else (values[k, h - 1] + values[k, h]) / 2.0
+    pos = q * (m - 1)
+    i = int(pos)
+    if pos == i:
+        return values[k, i]
+    return values[k, i] + (values[k, i + 1] - values[k, i]) * (pos - i)
 
 
 @_kernel
-def _order_nb(x, d, start, stat, q):
-    """Rolling median/quantile/rank (stat code) of every column of x [T, N]."""
-    T, N = x.shape
-    out = np.empty((T, N))
-    for b in prange(_n_blocks(N)):
-        j0 = b * _BLOCK
-        j1 = min(N, j0 + _BLOCK)
-        starts = start[j0:j1]
-        values = np.empty((j1 - j0, d if d > 0 else T))
-        size = np.zeros(j1 - j0, np.int64)
-        for t in range(T):
-            row, old, dst = x[t, j0:j1], x[max(t - d, 0), j0:j1], out[t, j0:j1]
-            for k in range(j1 - j0):
-                s0 = starts[k]
-                if t < s0:
-                    dst[k] = np.nan
-                    continue
-                v = _finite(row[k])
-                buf = values[k]
-                size[k] = _sorted_update(buf, size[k], v, _leaving(old[k], t, s0, d))
-                dst[k] = _order_stat(buf, size[k], stat, q, v)
-    return out
-
-
-def _order(x: np.ndarray, d: int, start: np.ndarray, stat: int, q: float = 0.5) -> np.ndarray:
-    x = _panel(x)
-    return _order_nb(x, _window(d), _starts(start, x), stat, float(q))
+def _quantile_nb(x, d, start, q, out, j0, j1):
+    """Rolling quantile q (q = -1: median) of the columns j0:j1 of x [T, N], into out."""
+    T = x.shape[0]
+    starts = start[j0:j1]
+    values = np.empty((j1 - j0, d if d > 0 else T))
+    size = np.zeros(j1 - j0, np.int64)
+    for t in range(T):
+        row, old, dst = x[t, j0:j1], x[max(t - d, 0), j0:j1], out[t, j0:j1]
+        for k in range(j1 - j0):
+            s0 = starts[k]
+            if t < s0:
+                dst[k] = np.nan
+                continue
+            u = _leaving(old[k], t, s0, d)
+            size[k] = _sorted_replace(values, k, size[k], _finite(row[k]), u)
+            dst[k] = _quantile(values, k, size[k], q)
 
 
 def rolling_median(x: np.ndarray, d: int, start: np.ndarray) -> np.ndarray:
     """``r.median()``."""
-    return _order(x, d, start, _MEDIAN)
+    x = _panel(x)
+    return _run(_quantile_nb, x, _window(d), _starts(start, x), -1.0)
 
 
 def rolling_quantile(x: np.ndarray, d: int, q: float, start: np.ndarray) -> np.ndarray:
     """``r.quantile(q)`` (linear interpolation)."""
     if not 0.0 <= q <= 1.0:
         raise ValueError(f"quantile must be in [0, 1], got {q}")
-    return _order(x, d, start, _QUANTILE, q)
+    x = _panel(x)
+    return _run(_quantile_nb, x, _window(d), _starts(start, x), float(q))
+
+
+# --------------------------------------------------------------------------------------------------
+# Rank, mad: scans of each window, row by row so that they vectorize across the columns. A scan
+# visits the rows of the longest window, oldest first; row r is in column k's window when
+# r >= start[k]. Expanding windows (d == 0) rescan from the first row: O(T) per row.
+
+
+@_helper
+def _scan_start(t, d):
+    """First row a scan for the windows ending at row t visits."""
+    return 0 if d == 0 else max(t - d + 1, 0)
+
+
+@_kernel
+def _rank_nb(x, d, start, out, j0, j1):
+    """Rolling pct-rank (average ties) of the columns j0:j1 of x [T, N], into out."""
+    T = x.shape[0]
+    m = j1 - j0
+    starts = start[j0:j1]
+    today = np.empty(m)
+    below = np.empty(m)
+    equal = np.empty(m)
+    count = np.empty(m)
+    for t in range(T):
+        for k in range(m):
+            today[k] = _finite(x[t, j0 + k])
+        below[:] = 0.0
+        equal[:] = 0.0
+        count[:] = 0.0
+        for r in range(_scan_start(t, d), t + 1):
+            row = x[r, j0:j1]
+            for k in range(m):
+                v = _finite(row[k])
+                inside = (r >= starts[k]) & (v == v)
+                count[k] += 1.0 if inside else 0.0
+                below[k] += 1.0 if inside & (v < today[k]) else 0.0
+                equal[k] += 1.0 if inside & (v == today[k]) else 0.0
+        dst = out[t, j0:j1]
+        for k in range(m):
+            ok = (t >= starts[k]) & (today[k] == today[k])
+            dst[k] = (below[k] + (equal[k] + 1.0) / 2.0) / count[k] if ok else np.nan
 
 
 def rolling_rank(x: np.ndarray, d: int, start: np.ndarray) -> np.ndarray:
     """``r.rank(method="average", pct=True)`` (NaN where today's value is NaN)."""
-    return _order(x, d, start, _RANK)
+    x = _panel(x)
+    return _run(_rank_nb, x, _window(d), _starts(start, x))
 
 
 # --------------------------------------------------------------------------------------------------
-# Max, min and their positions: per column, a monotonic deque of (row, value) and a queue of the
-# window's NaN rows, both ring buffers indexed by ever-increasing head/tail counters.
+# Max, min and their positions (van Herk / Gil-Werman): time is cut into chunks of d rows, and the
+# window [t - d + 1, t] is the tail of one chunk (computed backwards once the chunk is done) plus
+# the head of the next (carried forwards), so each row costs O(1). A candidate is a (value, row)
+# pair, with a NaN value for none; of two, the larger sign·value wins, the older row on ties
+# (numpy's first occurrence). The first NaN row of the window is found the same way.
+
+
+@_helper
+def _better(v_old, r_old, v_new, r_new, sign):
+    """The better of an older and a newer candidate (value, row)."""
+    if np.isnan(v_new) or (v_old == v_old and not sign * v_new > sign * v_old):
+        return v_old, r_old
+    return v_new, r_new
 
 
 @_kernel
-def _extreme_nb(x, d, start, stat):
-    """Rolling max/min/idxmax/idxmin (stat code) of every column of x [T, N]."""
-    T, N = x.shape
-    out = np.empty((T, N))
+def _extreme_nb(x, d, start, stat, out, j0, j1):
+    """Rolling max/min/idxmax/idxmin (stat code) of the columns j0:j1 of x [T, N], into out."""
+    T = x.shape[0]
     sign = 1.0 if stat == _MAX or stat == _IDXMAX else -1.0
-    capacity = 1
-    while capacity < (d if d > 0 else T):
-        capacity *= 2
-    wrap = capacity - 1
-    for b in prange(_n_blocks(N)):
-        j0 = b * _BLOCK
-        j1 = min(N, j0 + _BLOCK)
-        starts = start[j0:j1]
-        rows = np.empty((j1 - j0, capacity), np.int64)  # deque: sign·value non-increasing
-        vals = np.empty((j1 - j0, capacity))
-        nans = np.empty((j1 - j0, capacity), np.int64)  # NaN rows, oldest first
-        ends = np.zeros((j1 - j0, 4), np.int64)  # deque head, tail; NaN queue head, tail
-        for t in range(T):
+    chunk = d if 0 < d <= T else max(T, 1)
+    none = np.inf  # "no NaN row"
+    m = j1 - j0
+    starts = start[j0:j1]
+    tail_value = np.empty((chunk, m))  # of the previous chunk: best of rows i .. its end
+    tail_row = np.empty((chunk, m))
+    tail_nan = np.empty((chunk, m))  # first NaN row in i .. its end
+    head_value = np.empty(m)  # of the current chunk: best of its rows up to t
+    head_row = np.empty(m)
+    head_nan = np.empty(m)
+    for c0 in range(0, T, chunk):
+        c1 = min(T, c0 + chunk)
+        for t in range(c0, c1):
             row, dst = x[t, j0:j1], out[t, j0:j1]
-            for k in range(j1 - j0):
+            i = t - d + 1 - (c0 - chunk)  # the window's first row in the previous chunk
+            use_tail = d > 0 and c0 > 0 and i < chunk
+            for k in range(m):
                 s0 = starts[k]
-                if t < s0:
-                    dst[k] = np.nan
-                    continue
-                head, tail, nan_head, nan_tail = ends[k, 0], ends[k, 1], ends[k, 2], ends[k, 3]
-                lo = _window_start(t, s0, d)
-                if head < tail and rows[k, head & wrap] < lo:
-                    head += 1
-                if nan_head < nan_tail and nans[k, nan_head & wrap] < lo:
-                    nan_head += 1
-                v = _finite(row[k])
-                if np.isnan(v):
-                    nans[k, nan_tail & wrap] = t
-                    nan_tail += 1
+                v = _entering(row[k], t, s0)
+                nan_row = t if (t >= s0) & (v != v) else none
+                if t == c0:
+                    head_value[k], head_row[k], head_nan[k] = v, t, nan_row
                 else:
-                    while tail > head and sign * vals[k, (tail - 1) & wrap] < sign * v:
-                        tail -= 1
-                    rows[k, tail & wrap] = t
-                    vals[k, tail & wrap] = v
-                    tail += 1
-                ends[k, 0], ends[k, 1], ends[k, 2], ends[k, 3] = head, tail, nan_head, nan_tail
-                if head == tail:
+                    head_value[k], head_row[k] = _better(head_value[k], head_row[k], v, t, sign)
+                    head_nan[k] = min(head_nan[k], nan_row)
+                best, best_row, first_nan = head_value[k], head_row[k], head_nan[k]
+                if use_tail:
+                    best, best_row = _better(tail_value[i, k], tail_row[i, k], best, best_row, sign)
+                    first_nan = min(tail_nan[i, k], first_nan)
+                lo = _window_start(t, s0, d)
+                if t < s0 or np.isnan(best):
                     dst[k] = np.nan
                 elif stat == _MAX or stat == _MIN:
-                    dst[k] = vals[k, head & wrap]
-                elif nan_head < nan_tail:
-                    dst[k] = nans[k, nan_head & wrap] - lo + 1
+                    dst[k] = best
                 else:
-                    dst[k] = rows[k, head & wrap] - lo + 1
-    return out
+                    dst[k] = (best_row if first_nan == none else first_nan) - lo + 1.0
+        for t in range(c1 - 1, c0 - 1 if d > 0 else c1 - 1, -1):
+            row = x[t, j0:j1]
+            i = t - c0
+            for k in range(m):
+                s0 = starts[k]
+                v = _entering(row[k], t, s0)
+                nan_row = t if (t >= s0) & (v != v) else none
+                if t == c1 - 1:
+                    tail_value[i, k], tail_row[i, k], tail_nan[i, k] = v, t, nan_row
+                else:
+                    tail_value[i, k], tail_row[i, k] = _better(
+                        v, t, tail_value[i + 1, k], tail_row[i + 1, k], sign
+                    )
+                    tail_nan[i, k] = min(nan_row, tail_nan[i + 1, k])
 
 
 def _extreme(x: np.ndarray, d: int, start: np.ndarray, stat: int) -> np.ndarray:
     x = _panel(x)
-    return _extreme_nb(x, _window(d), _starts(start, x), stat)
+    return _run(_extreme_nb, x, _window(d), _starts(start, x), stat)
 
 
 def rolling_max(x: np.ndarray, d: int, start: np.ndarray) -> np.ndarray:
@@ -855,40 +962,45 @@ def rolling_idxmin(x: np.ndarray, d: int, start: np.ndarray) -> np.ndarray:
     return _extreme(x, d, start, _IDXMIN)
 
 
-# --------------------------------------------------------------------------------------------------
-# Mean absolute deviation: two scans of the window per row
-
-
 @_kernel
-def _mad_nb(x, d, start):
-    """Rolling mean absolute deviation from the window mean of every column of x [T, N]."""
-    T, N = x.shape
-    out = np.empty((T, N))
-    for b in prange(_n_blocks(N)):
-        for t in range(T):
-            for j in range(b * _BLOCK, min(N, (b + 1) * _BLOCK)):
-                s0 = start[j]
-                n, anchor, total = 0, 0.0, 0.0
-                for r in range(_window_start(t, s0, d), t + 1):
-                    v = _finite(x[r, j])
-                    if not np.isnan(v):
-                        anchor = v if n == 0 else anchor
-                        total += v - anchor
-                        n += 1
-                mean = anchor + total / n
-                dev = 0.0
-                for r in range(_window_start(t, s0, d), t + 1):
-                    v = _finite(x[r, j])
-                    if not np.isnan(v):
-                        dev += abs(v - mean)
-                out[t, j] = dev / n if n and t >= s0 else np.nan
-    return out
+def _mad_nb(x, d, start, out, j0, j1):
+    """Rolling mean absolute deviation of the columns j0:j1 of x [T, N], into out."""
+    T = x.shape[0]
+    m = j1 - j0
+    starts = start[j0:j1]
+    count = np.empty(m)
+    anchor = np.empty(m)
+    total = np.empty(m)
+    for t in range(T):
+        count[:] = 0.0
+        total[:] = 0.0
+        for r in range(_scan_start(t, d), t + 1):  # mean, anchored on the first value
+            row = x[r, j0:j1]
+            for k in range(m):
+                v = _finite(row[k])
+                inside = (r >= starts[k]) & (v == v)
+                anchor[k] = v if inside & (count[k] == 0.0) else anchor[k]
+                total[k] += v - anchor[k] if inside else 0.0
+                count[k] += 1.0 if inside else 0.0
+        for k in range(m):
+            anchor[k] += total[k] / count[k]
+            total[k] = 0.0
+        for r in range(_scan_start(t, d), t + 1):
+            row = x[r, j0:j1]
+            for k in range(m):
+                v = _finite(row[k])
+                inside = (r >= starts[k]) & (v == v)
+                total[k] += abs(v - anchor[k]) if inside else 0.0
+        dst = out[t, j0:j1]
+        for k in range(m):
+            ok = (t >= starts[k]) & (count[k] > 0.0)
+            dst[k] = total[k] / count[k] if ok else np.nan
 
 
 def rolling_mad(x: np.ndarray, d: int, start: np.ndarray) -> np.ndarray:
     """``r.apply(lambda a: np.mean(np.abs(b - b.mean())), raw=True)``, ``b = a[~np.isnan(a)]``."""
     x = _panel(x)
-    return _mad_nb(x, _window(d), _starts(start, x))
+    return _run(_mad_nb, x, _window(d), _starts(start, x))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -896,34 +1008,29 @@ def rolling_mad(x: np.ndarray, d: int, start: np.ndarray) -> np.ndarray:
 
 
 @_kernel
-def _ewm_nb(x, alpha, start):
-    """pandas' ewm(alpha=alpha, adjust=True, ignore_na=False).mean() of every column of x."""
-    T, N = x.shape
-    out = np.empty((T, N))
+def _ewm_nb(x, alpha, start, out, j0, j1):
+    """pandas' ewm(alpha, adjust=True, ignore_na=False).mean() of the columns j0:j1 of x."""
+    T = x.shape[0]
     keep = 1.0 - alpha
-    for b in prange(_n_blocks(N)):
-        j0 = b * _BLOCK
-        j1 = min(N, j0 + _BLOCK)
-        starts = start[j0:j1]
-        mean = np.full(j1 - j0, np.nan)
-        old_weight = np.ones(j1 - j0)
-        for t in range(T):
-            row, dst = x[t, j0:j1], out[t, j0:j1]
-            for k in range(j1 - j0):
-                if t < starts[k]:
-                    dst[k] = np.nan
-                    continue
-                v = _finite(row[k])
-                if not np.isnan(mean[k]):
-                    old_weight[k] *= keep
-                    if not np.isnan(v):
-                        if mean[k] != v:
-                            mean[k] = (old_weight[k] * mean[k] + v) / (old_weight[k] + 1.0)
-                        old_weight[k] += 1.0
-                elif not np.isnan(v):
-                    mean[k] = v
-                dst[k] = mean[k]
-    return out
+    starts = start[j0:j1]
+    mean = np.full(j1 - j0, np.nan)
+    old_weight = np.ones(j1 - j0)
+    for t in range(T):
+        row, dst = x[t, j0:j1], out[t, j0:j1]
+        for k in range(j1 - j0):
+            if t < starts[k]:
+                dst[k] = np.nan
+                continue
+            v = _finite(row[k])
+            if not np.isnan(mean[k]):
+                old_weight[k] *= keep
+                if not np.isnan(v):
+                    if mean[k] != v:
+                        mean[k] = (old_weight[k] * mean[k] + v) / (old_weight[k] + 1.0)
+                    old_weight[k] += 1.0
+            elif not np.isnan(v):
+                mean[k] = v
+            dst[k] = mean[k]
 
 
 def ewm_mean(x: np.ndarray, n: float, start: np.ndarray) -> np.ndarray:
@@ -935,7 +1042,7 @@ def ewm_mean(x: np.ndarray, n: float, start: np.ndarray) -> np.ndarray:
     else:
         raise ValueError(f"ewm_mean needs n >= 1 (span) or 0 < n < 1 (alpha), got {n}")
     x = _panel(x)
-    return _ewm_nb(x, 1.0 / (1.0 + com), _starts(start, x))
+    return _run(_ewm_nb, x, 1.0 / (1.0 + com), _starts(start, x))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -943,19 +1050,22 @@ def ewm_mean(x: np.ndarray, n: float, start: np.ndarray) -> np.ndarray:
 
 
 @_kernel
-def _shift_nb(x, n, start):
-    """x shifted n rows within each column's series (n == 0: the series' first value)."""
-    T, N = x.shape
-    out = np.empty_like(x)
-    for t in prange(T):
-        for j in range(N):
-            s0 = start[j]
-            r = s0 if n == 0 else t - n
-            out[t, j] = x[r, j] if t >= s0 and s0 <= r < T else np.nan
-    return out
+def _shift_nb(x, n, start, out, j0, j1):
+    """The columns j0:j1 of x [T, N] shifted n rows within their series (n == 0: the series'
+    first value), into out."""
+    T = x.shape[0]
+    starts = start[j0:j1]
+    for t in range(T):
+        src, dst = x[min(max(t - n, 0), T - 1), j0:j1], out[t, j0:j1]
+        for k in range(j1 - j0):
+            s0 = starts[k]
+            if n == 0:
+                dst[k] = x[s0, j0 + k] if t >= s0 else np.nan
+            else:
+                dst[k] = src[k] if (t >= s0) & (t - n >= s0) & (t - n < T) else np.nan
 
 
 def shift(x: np.ndarray, n: int, start: np.ndarray) -> np.ndarray:
     """``s.shift(n)``; n == 0 gives ``s.iloc[0]`` on every row (Qlib ``Ref(x, 0)``); keeps dtype."""
     x = _panel(x)
-    return _shift_nb(x, int(n), _starts(start, x))
+    return _run(_shift_nb, x, int(n), _starts(start, x), dtype=x.dtype)
