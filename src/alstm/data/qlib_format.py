@@ -65,18 +65,20 @@ def read_instruments(path: Path) -> dict[str, list[Span]]:
     """Spans per symbol of an ``instruments/<market>.txt`` file (symbols upper-cased)."""
     if not path.is_file():
         raise DataError(f"{path}: instruments file is missing")
-    spans: dict[str, list[Span]] = {}
+    rows: list[tuple[int, list[str]]] = []
     for i, line in enumerate(path.read_text().splitlines(), 1):
         if not line.strip():
             continue
         parts = line.split()
         if len(parts) != 3:
             raise DataError(f"{path}:{i}: expected 'SYMBOL<TAB>start<TAB>end', got {line!r}")
-        sym, s, e = parts
-        try:
-            start, end = pd.Timestamp(s), pd.Timestamp(e)
-        except ValueError:
-            raise DataError(f"{path}:{i}: {sym}: unparsable date in {line!r}") from None
+        rows.append((i, parts))
+    starts = pd.to_datetime([p[1] for _, p in rows], errors="coerce", format="mixed")
+    ends = pd.to_datetime([p[2] for _, p in rows], errors="coerce", format="mixed")
+    spans: dict[str, list[Span]] = {}
+    for (i, (sym, s, e)), start, end in zip(rows, starts, ends, strict=True):
+        if pd.isna(start) or pd.isna(end):
+            raise DataError(f"{path}:{i}: {sym}: unparsable date in {sym} {s} {e}")
         if end < start:
             raise DataError(
                 f"{path}:{i}: {sym}: span ends {end.date()} before it starts {start.date()}"
@@ -91,14 +93,19 @@ def spans_to_mask(
     """Boolean ``[T, N]``: True where the calendar day lies inside one of the symbol's spans."""
     mask = np.zeros((len(calendar), len(instruments)), dtype=bool)
     col = {s: j for j, s in enumerate(instruments)}
+    cols, starts, ends = [], [], []
     for sym, rows in spans.items():
         j = col.get(sym)
-        if j is None:
-            continue
-        for start, end in rows:
-            lo = calendar.searchsorted(start, side="left")
-            hi = calendar.searchsorted(end, side="right")
-            mask[lo:hi, j] = True
+        if j is not None:
+            for start, end in rows:
+                cols.append(j)
+                starts.append(start)
+                ends.append(end)
+    if cols:
+        lo = calendar.searchsorted(pd.DatetimeIndex(starts), side="left")
+        hi = calendar.searchsorted(pd.DatetimeIndex(ends), side="right")
+        for j, a, b in zip(cols, lo, hi, strict=True):
+            mask[a:b, j] = True
     return mask
 
 

@@ -132,28 +132,55 @@ class _Evaluator:
 
     def evaluate(self, node: Node, lo: int) -> Any:
         """Value of ``node`` with loading starting at panel row ``lo``."""
+        return self._eval(node, lo)[0]
+
+    def _eval(self, node: Node, lo: int) -> tuple[Any, bool]:
+        """``(value, owned)``: an owned value is a temporary nobody else holds, so an
+        elementwise parent may write its result into it instead of allocating."""
         if isinstance(node, Const):
-            return node.value
+            return node.value, False
         if isinstance(node, Field):
-            return self.panel[node.name]
+            return self.panel[node.name], False
         assert isinstance(node, Call)
         key = self._key(node, lo)
         if key in self.memo:
             value = self.memo[key]
         else:
             op = get_operator(node.op)
-            args = [
-                self.evaluate(a, lo) if k == "x" else a.value  # type: ignore[attr-defined]
+            evaluated = [
+                self._eval(a, lo) if k == "x" else (a.value, False)  # type: ignore[attr-defined]
                 for k, a in zip(op.signature, node.args, strict=True)
             ]
-            start = np.maximum(self.base_start, lo) if key[1] is not None else self.base_start
-            value = op.func(EvalContext(self.panel.shape, start), *args)
+            args = [v for v, _ in evaluated]
+            ufunc = getattr(op.func, "ufunc", None)
+            scratch = _scratch(evaluated, self.panel.shape) if ufunc is not None else None
+            if scratch is not None:
+                with np.errstate(all="ignore"):
+                    value = ufunc(*args, out=scratch)
+            else:
+                start = np.maximum(self.base_start, lo) if key[1] is not None else self.base_start
+                value = op.func(EvalContext(self.panel.shape, start), *args)
         self.uses[key] -= 1
         if self.uses[key] > 0:
             self.memo[key] = value
-        else:
-            self.memo.pop(key, None)
-        return value
+            return value, False
+        self.memo.pop(key, None)
+        return value, True
+
+
+def _scratch(evaluated: list[tuple[Any, bool]], shape: tuple[int, int]) -> np.ndarray | None:
+    """An owned operand that can hold the elementwise result (same shape and result dtype)."""
+    args = [v for v, _ in evaluated]
+    dtype = np.result_type(*args)
+    for value, owned in evaluated:
+        if (
+            owned
+            and isinstance(value, np.ndarray)
+            and value.shape == shape
+            and value.dtype == dtype
+        ):
+            return value
+    return None
 
 
 @cache

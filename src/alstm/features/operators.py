@@ -34,25 +34,30 @@ def _series(ctx: EvalContext, x: Any) -> np.ndarray:
     return x
 
 
-def _ufunc(name: str, ufunc: np.ufunc, signature: str) -> None:
+def _ufunc(name: str, ufunc: np.ufunc, signature: str, *, in_place: bool = True) -> None:
     def op(ctx: EvalContext, *args: Any) -> Any:
         with np.errstate(all="ignore"):
             return ufunc(*args)
 
     op.__doc__ = f"numpy.{ufunc.__name__} elementwise"
+    if in_place:  # same dtype in and out: the engine may write into a temporary operand
+        op.ufunc = ufunc  # type: ignore[attr-defined]
     register_operator(name, signature)(op)
 
 
 for _name, _uf in {
     "Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide,
     "Power": np.power, "Greater": np.maximum, "Less": np.minimum,
+}.items():  # fmt: skip
+    _ufunc(_name, _uf, "xx")
+for _name, _uf in {
     "Gt": np.greater, "Ge": np.greater_equal, "Lt": np.less, "Le": np.less_equal,
     "Eq": np.equal, "Ne": np.not_equal, "And": np.bitwise_and, "Or": np.bitwise_or,
 }.items():  # fmt: skip
-    _ufunc(_name, _uf, "xx")
+    _ufunc(_name, _uf, "xx", in_place=False)  # booleans out
 _ufunc("Abs", np.abs, "x")
 _ufunc("Log", np.log, "x")
-_ufunc("Not", np.bitwise_not, "x")
+_ufunc("Not", np.bitwise_not, "x", in_place=False)
 
 
 @register_operator("Sign", "x")
