@@ -8,6 +8,8 @@ from alstm import __version__
 from alstm.workflow.cli_data import data_app
 from alstm.workflow.cli_evaluate import evaluate
 from alstm.workflow.cli_features import features
+from alstm.workflow.cli_report import report
+from alstm.workflow.cli_run import config_app, run
 
 app = typer.Typer(
     name="alstm",
@@ -18,6 +20,9 @@ app = typer.Typer(
 app.add_typer(data_app, name="data")
 app.command()(features)
 app.command()(evaluate)
+app.command()(run)
+app.command()(report)
+app.add_typer(config_app, name="config")
 
 
 def _version(value: bool) -> None:

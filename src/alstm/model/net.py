@@ -1,0 +1,85 @@
+"""ALSTMNet: a recurrent network with temporal attention (Qlib's ``ALSTMModel``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import nn
+
+from alstm.model.cpu_gru import cpu_gru_applies, gru_forward
+
+RNN_TYPES = ("GRU", "LSTM")
+
+#: Qlib ``ALSTMModel`` state_dict key prefix → ALSTMNet key prefix (the recurrent layer's keys,
+#: ``rnn.weight_ih_l0`` …, are the same on both sides).
+QLIB_KEY_MAP = {
+    "net.fc_in.": "input_proj.",
+    "rnn.": "rnn.",
+    "fc_out.": "head.",
+    "att_net.att_fc_in.": "att_hidden.",
+    "att_net.att_fc_out.": "att_score.",
+}
+
+
+class ALSTMNet(nn.Module):
+    """Per-step ``Linear(d_feat→h) → Tanh``, an ``num_layers`` GRU or LSTM, attention pooling over
+    time, and ``Linear(2h→1)`` on ``concat(last step, pooled)``.
+
+    Submodules are created in the order Qlib creates them, so the same torch seed gives the same
+    initial weights as Qlib's ``ALSTMModel``. Internally time-major (``[T, B, ·]``, the layout
+    the recurrence runs in); a float32 GRU on the CPU runs through ``cpu_gru`` (faster, same
+    math).
+    """
+
+    def __init__(
+        self,
+        d_feat: int = 6,
+        hidden_size: int = 64,
+        num_layers: int = 2,
+        dropout: float = 0.0,
+        rnn_type: str = "GRU",
+    ) -> None:
+        super().__init__()
+        rnn_class = {"GRU": nn.GRU, "LSTM": nn.LSTM}.get(str(rnn_type).upper())
+        if rnn_class is None:
+            raise ValueError(f"unknown rnn_type {rnn_type!r}; valid: {', '.join(RNN_TYPES)}")
+        self.d_feat = d_feat
+        self.input_proj = nn.Linear(d_feat, hidden_size)
+        self.rnn = rnn_class(hidden_size, hidden_size, num_layers=num_layers, dropout=dropout)
+        self.head = nn.Linear(2 * hidden_size, 1)
+        self.att_hidden = nn.Linear(hidden_size, hidden_size // 2)
+        self.att_dropout = nn.Dropout(dropout)
+        self.att_score = nn.Linear(hidden_size // 2, 1, bias=False)
+
+    def forward(
+        self, x: torch.Tensor, return_attention: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Scores ``[B]`` for features ``x`` ``[B, T, d_feat]`` (with attention weights ``[B, T]``,
+        summing to 1 over time, when ``return_attention``)."""
+        z = torch.tanh(self.input_proj(x.transpose(0, 1)))  # [T, B, h]
+        if cpu_gru_applies(self.rnn, z):
+            out = gru_forward(self.rnn, z)
+        else:
+            out, _ = self.rnn(z)
+        weights = torch.softmax(
+            self.att_score(torch.tanh(self.att_dropout(self.att_hidden(out)))), dim=0
+        )  # [T, B, 1]
+        pooled = (out * weights).sum(dim=0)
+        score = self.head(torch.cat((out[-1], pooled), dim=1))[:, 0]
+        return (score, weights[..., 0].t()) if return_attention else score
+
+    def load_qlib_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
+        """Load a state_dict saved from Qlib's ``ALSTMModel`` (keys renamed by ``QLIB_KEY_MAP``)."""
+        self.load_state_dict(qlib_to_alstm_keys(state))
+
+
+def qlib_to_alstm_keys(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename the keys of a Qlib ``ALSTMModel`` state_dict to ALSTMNet's."""
+    renamed = {}
+    for key, value in state.items():
+        prefix = next((p for p in QLIB_KEY_MAP if key.startswith(p)), None)
+        if prefix is None:
+            raise KeyError(f"{key!r} is not a Qlib ALSTMModel key; known prefixes: {QLIB_KEY_MAP}")
+        renamed[QLIB_KEY_MAP[prefix] + key[len(prefix) :]] = value
+    return renamed

@@ -1,0 +1,129 @@
+"""The one training loop: sample positions → ``[B, T, F]`` batches → forward, loss, backward."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from alstm.model.metrics import masked_mse, mean_daily_ic
+from alstm.model.protocols import SampleSet
+
+CLIP_VALUE = 3.0  # Qlib clips every gradient element to [-3, 3] (by value, not by norm)
+Tick = Callable[[], None]
+
+
+@dataclass
+class Batches:
+    """Batches of one segment's samples as tensors on ``device``."""
+
+    samples: SampleSet
+    segment: str
+    batch_size: int
+    device: torch.device
+    fill_nan: float | None = None
+
+    def count(self, n_rows: int, drop_last: bool) -> int:
+        """Number of batches over ``n_rows`` positions."""
+        return n_rows // self.batch_size if drop_last else -(-n_rows // self.batch_size)
+
+    def iterate(
+        self, order: np.ndarray, drop_last: bool
+    ) -> Iterator[tuple[np.ndarray, torch.Tensor, torch.Tensor]]:
+        """``(rows, features [B, T, F] float32, label [B] float32)`` over ``order`` in chunks of
+        ``batch_size``; a last partial chunk is dropped when ``drop_last``."""
+        for start in range(0, self.count(len(order), drop_last) * self.batch_size, self.batch_size):
+            rows = order[start : start + self.batch_size]
+            x, y = self.samples.gather(rows)
+            x = self._finite(np.asarray(x, dtype=np.float32), rows)
+            y = np.asarray(y, dtype=np.float32)
+            yield rows, torch.from_numpy(x).to(self.device), torch.from_numpy(y).to(self.device)
+
+    @cached_property
+    def date_codes(self) -> np.ndarray:
+        """``int64 [N]``: the date of each sample as a code (for per-date metrics)."""
+        return pd.factorize(self.samples.index.get_level_values(0))[0]
+
+    def _finite(self, x: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        finite = np.isfinite(x)
+        if finite.all():
+            return x
+        if self.fill_nan is not None:
+            return np.where(finite, x, np.float32(self.fill_nan))
+        b, t, f = np.argwhere(~finite)[0]
+        raise ValueError(
+            f"{self.segment} features contain NaN/inf at feature column {f} (time step {t} of "
+            f"sample {self.samples.index[rows[b]]}); pass fill_nan=<value> to fill them"
+        )
+
+
+def train_epoch(
+    net: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batches: Batches,
+    order: np.ndarray,
+    weight: np.ndarray | None = None,
+    tick: Tick | None = None,
+) -> float:
+    """One pass of optimizer steps over ``order`` (last partial batch dropped, as Qlib); returns
+    the mean batch loss. ``weight``: ``[N]`` per-sample loss weights by position, or None."""
+    net.train()
+    params = [p for p in net.parameters() if p.requires_grad]
+    losses = []
+    for rows, x, y in batches.iterate(order, drop_last=True):
+        w = None if weight is None else torch.from_numpy(weight[rows]).to(batches.device)
+        loss = masked_mse(net(x), y, w)
+        optimizer.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_value_(params, CLIP_VALUE)
+        optimizer.step()
+        losses.append(loss.detach())
+        if tick:
+            tick()
+    return _mean(losses)
+
+
+@torch.no_grad()
+def evaluate(net: nn.Module, batches: Batches, metric: str, tick: Tick | None = None) -> float:
+    """Score of the whole segment in stored order, last partial batch dropped (as Qlib): the mean
+    over batches of −masked MSE (``metric="loss"``) or the mean daily IC (``metric="ic"``)."""
+    net.eval()
+    order = np.arange(len(batches.samples))
+    scores, preds, labels = [], [], []
+    for _, x, y in batches.iterate(order, drop_last=True):
+        pred = net(x)
+        if metric == "ic":
+            preds.append(pred.cpu().numpy())
+            labels.append(y.cpu().numpy())
+        else:
+            scores.append(-masked_mse(pred, y))
+        if tick:
+            tick()
+    if metric != "ic":
+        return _mean(scores)
+    if not preds:
+        return float("nan")
+    pred_all, label_all = np.concatenate(preds), np.concatenate(labels)
+    return mean_daily_ic(pred_all, label_all, batches.date_codes[: len(pred_all)])
+
+
+@torch.no_grad()
+def predict(net: nn.Module, batches: Batches, tick: Tick | None = None) -> np.ndarray:
+    """Scores ``float32 [N]`` of every sample, in sample order."""
+    net.eval()
+    out = []
+    for _, x, _ in batches.iterate(np.arange(len(batches.samples)), drop_last=False):
+        out.append(net(x).cpu().numpy())
+        if tick:
+            tick()
+    return np.concatenate(out) if out else np.empty(0, np.float32)
+
+
+def _mean(values: list[torch.Tensor]) -> float:
+    """Mean of scalar tensors in float64 (NaN when empty), one host sync."""
+    return torch.stack(values).double().mean().item() if values else float("nan")

@@ -1,0 +1,39 @@
+"""cpu_gru: the same outputs and gradients as torch.nn.GRU."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from alstm.model.cpu_gru import cpu_gru_applies, gru_forward
+
+
+@pytest.mark.parametrize(("steps", "n_in", "hidden", "layers"), [(7, 5, 8, 2), (3, 4, 6, 1)])
+def test_matches_nn_gru_forward_and_backward(
+    steps: int, n_in: int, hidden: int, layers: int
+) -> None:
+    torch.manual_seed(0)
+    rnn = torch.nn.GRU(n_in, hidden, num_layers=layers)
+    x = torch.randn(steps, 9, n_in, requires_grad=True)
+    x_ref = x.detach().clone().requires_grad_()
+    assert cpu_gru_applies(rnn, x)
+    out = gru_forward(rnn, x)
+    ref, _ = rnn(x_ref)
+    torch.testing.assert_close(out, ref, atol=1e-6, rtol=0)
+    grad = torch.randn_like(out)
+    mine = torch.autograd.grad(out, [x, *rnn.parameters()], grad)
+    theirs = torch.autograd.grad(ref, [x_ref, *rnn.parameters()], grad)
+    for a, b in zip(mine, theirs, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    with torch.no_grad():
+        torch.testing.assert_close(gru_forward(rnn, x), ref, atol=1e-6, rtol=0)
+
+
+def test_falls_back_where_it_does_not_apply() -> None:
+    x = torch.zeros(2, 3, 4)
+    assert not cpu_gru_applies(torch.nn.LSTM(4, 4), x)
+    assert not cpu_gru_applies(torch.nn.GRU(4, 4, batch_first=True), x)
+    assert not cpu_gru_applies(torch.nn.GRU(4, 4), x.double())
+    dropping = torch.nn.GRU(4, 4, num_layers=2, dropout=0.5)
+    assert not cpu_gru_applies(dropping, x)
+    assert cpu_gru_applies(dropping.eval(), x)
