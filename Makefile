@@ -23,18 +23,12 @@ $(QVENV)/.installed: requirements/qlib-lock.txt
 	$(QVENV)/bin/python -m pip install -q -r requirements/qlib-lock.txt
 	touch $@
 
-## demo: set up, then run the pipeline end to end on the embedded synthetic market
+## demo: set up, check the embedded synthetic market, then run the Alpha158 ALSTM pipeline on it
 DEMO_DATA := data/synth
-DEMO_OUT := runs/demo
 demo: setup
 	$(BIN)/alstm data synth $(DEMO_DATA) --seed 0 --overwrite
 	$(BIN)/alstm data check $(DEMO_DATA)
-	$(BIN)/alstm features $(DEMO_DATA) --set alpha158 --label --market syn100 \
-		--start 2014-01-01 --end 2020-12-31 --out $(DEMO_OUT)/alpha158.parquet
-	$(BIN)/alstm features $(DEMO_DATA) --expr 'score=Ref($$close, 5)/$$close - 1' --market syn100 \
-		--start 2019-01-01 --end 2020-11-30 --out $(DEMO_OUT)/reversal_pred.parquet --no-cache
-	$(BIN)/alstm evaluate $(DEMO_OUT)/reversal_pred.parquet --data $(DEMO_DATA) --market syn100 \
-		--benchmark SYN100 --out $(DEMO_OUT)/reversal_eval
+	$(BIN)/alstm run configs/demo.yaml --set data.provider=$(DEMO_DATA) --out runs/demo --overwrite
 
 ## test: set up, then run the unit tests (parity tests excluded)
 test: setup
