@@ -48,7 +48,7 @@ from alstm.model.protocols import SampleSet, SampleSource
 from alstm.model.registry import register_model
 from alstm.model.runtime import resolve_device, torch_settings
 from alstm.model.stopping import EarlyStopping
-from alstm.model.trainer import Batches, evaluate, predict, train_epoch
+from alstm.model.trainer import Batches, attention, evaluate, predict, train_epoch
 
 METRICS = ("loss", "ic", "")  # "" is Qlib's default spelling of "loss"
 LOSSES = ("mse",)
@@ -221,6 +221,23 @@ class ALSTM:
         with torch_settings(self.n_threads):
             scores = predict(self.net_, batches)
         return pd.Series(scores, index=samples.index, name="score")
+
+    def attention(
+        self, dataset: SampleSource, segment: str = "test", max_samples: int | None = None
+    ) -> tuple[np.ndarray, pd.MultiIndex]:
+        """Attention weights ``float32 [n, T]`` over the time steps (step T−1 = the sample's own
+        day) and their (datetime, instrument) index, for every sample of ``segment`` or an
+        evenly spaced subset of at most ``max_samples``."""
+        if not hasattr(self, "net_"):
+            raise ValueError("the model is not fitted yet: call fit() or ALSTM.load() first")
+        samples = self._samples(dataset, segment)
+        rows = np.arange(len(samples))
+        if max_samples is not None and len(rows) > max_samples:
+            rows = np.linspace(0, len(rows) - 1, max_samples).astype(np.int64)
+        batches = Batches(samples, segment, self.batch_size, self.device_, self.fill_nan)
+        with torch_settings(self.n_threads):
+            weights = attention(self.net_, batches, rows)
+        return weights, samples.index[rows]
 
     # --------------------------------------------------------------------------- save/load
     def save(self, directory: str | Path) -> None:

@@ -124,6 +124,17 @@ def predict(net: nn.Module, batches: Batches, tick: Tick | None = None) -> np.nd
     return np.concatenate(out) if out else np.empty(0, np.float32)
 
 
+def attention(net: nn.Module, batches: Batches, rows: np.ndarray) -> np.ndarray:
+    """Attention weights ``float32 [len(rows), T]`` (summing to 1 over time) of the samples at
+    positions ``rows``."""
+    net.eval()
+    out = []
+    with torch.no_grad():
+        for _, x, _ in batches.iterate(rows, drop_last=False):
+            out.append(net(x, return_attention=True)[1].cpu().numpy())
+    return np.concatenate(out) if out else np.empty((0, batches.samples.step_len), np.float32)
+
+
 def _mean(values: list[torch.Tensor]) -> float:
     """Mean of scalar tensors in float64 (NaN when empty), one host sync."""
     return torch.stack(values).double().mean().item() if values else float("nan")
