@@ -73,6 +73,15 @@ def build_dataset(config: RunConfig, data: QlibDataDir, cache_dir: Path | None) 
     """Factors → fitted handler → the configured dataset."""
     h = config.handler
     exprs = {**(factor_set(h.factors, **h.factor_kwargs) if h.factors else {}), **h.extra_factors}
+    first = h.infer_processors[0] if h.infer_processors else None
+    if (
+        first is not None
+        and first.name == "FilterCol"
+        and first.kwargs.get("fields_group", "feature") == "feature"
+    ):
+        # The first processor keeps only these columns: computing the others is wasted work.
+        keep = set(first.kwargs.get("col_list", ()))
+        exprs = {name: e for name, e in exprs.items() if name in keep}
     exprs.update(h.label)
     raw = load_factors(data, exprs, h.start_time, h.end_time, config.data.market,
                        cache_dir=cache_dir)  # fmt: skip
