@@ -63,7 +63,7 @@ def test_checkpoint_contents(dataset: FakeDataset, tmp_path: Path) -> None:
     state = load_tensors(tmp_path / CHECKPOINT)  # weights_only=True
     assert state["epoch"] == SETTINGS["n_epochs"] and state["finished"]
     assert set(state) >= {"net", "optimizer", "stopper", "evals_result", "rng", "config"}
-    assert state["config"] == ALSTM(**SETTINGS).get_params()
+    assert json.loads(state["config"]) == ALSTM(**SETTINGS).get_params()
     assert json.loads(state["rng"]["numpy"])["bit_generator"] == "PCG64"
     assert state["rng"]["torch"].dtype == torch.uint8
     assert set(state["stopper"]["best_state"]) == set(state["net"])

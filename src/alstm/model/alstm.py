@@ -170,7 +170,8 @@ class ALSTM:
                     self._epoch(run, train_b, valid_b, weight, progress)
                     if directory is not None:
                         state = run.state_dict(device)
-                        state.update(config=self.get_params(), sizes=[len(train), len(valid)])
+                        state["config"] = json.dumps(self.get_params())
+                        state["sizes"] = [len(train), len(valid)]
                         save_atomic(state, directory / CHECKPOINT)
         if run.stopper.best_state is None:
             raise ValueError(
@@ -310,7 +311,7 @@ class ALSTM:
         return weight
 
     def _check_resumable(self, saved: dict, n_train: int, n_valid: int) -> None:
-        mine, theirs = self.get_params(), saved["config"]
+        mine, theirs = self.get_params(), json.loads(saved["config"])
         differ = sorted(k for k in mine if k not in RESUMABLE_CHANGES and mine[k] != theirs.get(k))
         if differ:
             pairs = ", ".join(f"{k}: saved {theirs.get(k)!r} vs {mine[k]!r}" for k in differ)

@@ -23,8 +23,8 @@ QLIB_KEY_MAP = {
 
 
 class ALSTMNet(nn.Module):
-    """Per-step ``Linear(d_feat→h) → Tanh``, an ``num_layers`` GRU or LSTM, attention pooling over
-    time, and ``Linear(2h→1)`` on ``concat(last step, pooled)``.
+    """Per-step ``Linear(d_feat→h) → Tanh``, a ``num_layers``-layer GRU or LSTM, attention pooling
+    over time, and ``Linear(2h→1)`` on ``concat(last step, pooled)``.
 
     Submodules are created in the order Qlib creates them, so the same torch seed gives the same
     initial weights as Qlib's ``ALSTMModel``. Internally time-major (``[T, B, ·]``, the layout
@@ -44,7 +44,6 @@ class ALSTMNet(nn.Module):
         rnn_class = {"GRU": nn.GRU, "LSTM": nn.LSTM}.get(str(rnn_type).upper())
         if rnn_class is None:
             raise ValueError(f"unknown rnn_type {rnn_type!r}; valid: {', '.join(RNN_TYPES)}")
-        self.d_feat = d_feat
         self.input_proj = nn.Linear(d_feat, hidden_size)
         self.rnn = rnn_class(hidden_size, hidden_size, num_layers=num_layers, dropout=dropout)
         self.head = nn.Linear(2 * hidden_size, 1)

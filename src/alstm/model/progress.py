@@ -65,8 +65,9 @@ class TrainingProgress:
     ) -> None:
         """Log epoch ``epoch`` (0-based): mean train loss, train and valid scores, best so far."""
         if self._bars is not None and self._epochs is not None:
-            self._bars.console.log(
-                f"epoch {epoch:>3}  train loss {loss:.6f}  train score {train:.6f}  "
-                f"valid score {valid:.6f}  best epoch {best_epoch}"
+            self._bars.console.print(
+                f"epoch {epoch:>3}  loss {loss:.6f}  train {train:.6f}  valid {valid:.6f}  "
+                f"best {best_epoch}",
+                highlight=False,
             )
             self._bars.advance(self._epochs)
