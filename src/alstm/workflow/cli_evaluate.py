@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import typer
@@ -93,11 +92,10 @@ def _print_table(metrics: dict[str, object]) -> None:
 
 def _write_outputs(out: Path, result: object, metrics: dict[str, object]) -> None:
     """Write report/positions/trades Parquet files, then metrics.json last (atomic renames)."""
-    out.mkdir(parents=True, exist_ok=True)
+    from alstm.workflow.run_dir import RunDir
+
+    folder = RunDir(out)
+    folder.path.mkdir(parents=True, exist_ok=True)
     for name in ("report", "positions", "trades"):
-        tmp = out / f".{name}.parquet.tmp"
-        getattr(result, name).to_parquet(tmp)
-        os.replace(tmp, out / f"{name}.parquet")
-    tmp = out / ".metrics.json.tmp"
-    tmp.write_text(json.dumps(metrics, indent=1))
-    os.replace(tmp, out / "metrics.json")
+        folder.write_parquet(f"{name}.parquet", getattr(result, name))
+    folder.write_text("metrics.json", json.dumps(metrics, indent=1))
