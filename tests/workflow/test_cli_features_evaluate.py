@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from alstm.data.synth import write_synth
-from alstm.workflow.cli import app
+from alstm.cli import app
 
 runner = CliRunner()
 

@@ -1,4 +1,7 @@
-"""The ``alstm`` command line: thin wiring of the pipeline stages."""
+"""The ``alstm`` command line: thin wiring of the pipeline stages.
+
+It sits above every package (``bench`` included), so it lives at the top of the tree.
+"""
 
 from __future__ import annotations
 
