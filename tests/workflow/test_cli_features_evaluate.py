@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from alstm.data.synth import write_synth
 from alstm.cli import app
+from alstm.data.synth import write_synth
 
 runner = CliRunner()
 

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from alstm.model import alstm as alstm_model
 from alstm.cli import app
+from alstm.model import alstm as alstm_model
 from alstm.workflow.config import RunConfig, load_config
 from alstm.workflow.pipeline import run
 from alstm.workflow.run_dir import RunError
