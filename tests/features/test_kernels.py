@@ -282,3 +282,40 @@ def test_bad_arguments_raise() -> None:
         K.ewm_mean(X, 0, START)
     with pytest.raises(ValueError, match="quantile"):
         K.rolling_quantile(X, 5, 1.5, START)
+
+
+def test_out_receives_the_result_and_is_checked() -> None:
+    x, start = _market_panel()
+    out = np.full(x.shape, 7.0)
+    got = K.rolling_mean(x, 5, start, out=out)
+    assert got is out
+    np.testing.assert_array_equal(out, K.rolling_mean(x, 5, start))
+    with pytest.raises(ValueError, match="C-contiguous float64"):
+        K.rolling_mean(x, 5, start, out=np.empty(x.shape, dtype=np.float32))
+    with pytest.raises(ValueError, match="shape"):
+        K.rolling_corr(x, x, 5, start, out=np.empty((2, 2)))
+
+
+def test_gather_equals_take_then_astype() -> None:
+    rng = np.random.default_rng(3)
+    src = rng.normal(0, 1e39, 5000)  # beyond float32's range: casts to ±inf, as astype does
+    src[::7] = np.nan
+    flat = np.sort(rng.choice(src.size, 3000, replace=False)).astype(np.int64)
+    out = np.empty(3000, dtype=np.float32)
+    with np.errstate(over="ignore"):
+        want = src[flat].astype(np.float32)
+    np.testing.assert_array_equal(K.gather(src, flat, out), want)
+    with pytest.raises(ValueError, match="int64"):
+        K.gather(src, flat.astype(np.int32), out)
+
+
+@pytest.mark.parametrize("ufunc", [np.add, np.divide, np.log, np.maximum])
+def test_apply_ufunc_equals_one_whole_array_call(ufunc: np.ufunc) -> None:
+    x, _ = _market_panel()
+    args = [x, 0.5] if ufunc.nin == 2 else [x - 0.5]
+    out = np.empty(x.shape, dtype=np.result_type(*args))
+    with np.errstate(all="ignore"):
+        want = ufunc(*args)
+    np.testing.assert_array_equal(K.apply_ufunc(ufunc, args, out), want)
+    with pytest.raises(ValueError, match="shape"):
+        K.apply_ufunc(ufunc, [x[:3], *args[1:]], out)

@@ -57,3 +57,28 @@ def test_replacing_a_user_operator_warns(cleanup: None) -> None:
 def test_bad_signature(cleanup: None) -> None:
     with pytest.raises(ValueError, match="letters must be among"):
         register_operator("Bad", "xz")
+
+
+def test_operator_returning_its_operand_or_a_view_is_not_recycled(
+    panel: Panel, cleanup: None
+) -> None:
+    # The engine writes results into temporaries it owns; an operand handed back (or a view of
+    # one) must not be taken for a temporary, or the panel's own fields would be overwritten.
+    register_operator("Same", "x")(lambda ctx, x: x)
+    register_operator("View", "x")(lambda ctx, x: x[:, :])
+    close = panel.fields["close"].copy()
+    exprs = {
+        "a": "Same($close) + 1",
+        "b": "View($close) * 2",
+        "c": "Mean(Same($close), 3) - Same(View($close))",
+        "d": "$close",
+    }
+    got = evaluate(panel, exprs, "2020-03-02", "2020-04-01")
+    np.testing.assert_array_equal(panel.fields["close"], close)
+    ref = evaluate(
+        panel,
+        {"a": "$close + 1", "b": "$close * 2", "c": "Mean($close, 3) - $close", "d": "$close"},
+        "2020-03-02",
+        "2020-04-01",
+    )
+    np.testing.assert_array_equal(got.to_numpy(), ref.to_numpy())

@@ -4,7 +4,8 @@ Qlib computes each expression per instrument over calendar rows ``[start − lef
 (the expression's window extension), on the instrument's stored series only, casts the result to
 float32, cuts it to ``[start, end]`` and keeps the rows inside the market's membership spans. Here
 every node runs once over the whole ``[T, N]`` panel; sub-expressions shared between expressions
-are computed once and freed after their last use.
+are computed once and freed after their last use. Freed temporaries are recycled as the results
+of later nodes: a fresh ``[T, N]`` array costs more in page faults than most operators.
 """
 
 from __future__ import annotations
@@ -18,7 +19,10 @@ import numpy as np
 import pandas as pd
 
 from alstm.data.panel import Panel
-from alstm.features import operators  # noqa: F401  (registers the built-in operators)
+from alstm.features import (
+    kernels,
+    operators,  # noqa: F401  (registers the built-in operators)
+)
 from alstm.features.operators import EvalContext
 from alstm.features.parser import Call, Const, ExpressionError, Field, Node, parse
 from alstm.features.registry import ARG_KINDS, get_operator
@@ -110,6 +114,31 @@ def _check_param(op: Any, kind: str, value: int | float, text: str, pos: int) ->
     return value
 
 
+class _Buffers:
+    """Freed ``[T, N]`` float temporaries by dtype, handed out again as results."""
+
+    def __init__(self, shape: tuple[int, int]) -> None:
+        self.shape = shape
+        self.free: dict[np.dtype, list[np.ndarray]] = {}
+
+    def take(self, dtype: Any) -> np.ndarray:
+        """A ``[T, N]`` array of ``dtype``: a freed one when there is one."""
+        stack = self.free.get(np.dtype(dtype))
+        return stack.pop() if stack else np.empty(self.shape, dtype=dtype)
+
+    def give(self, value: Any) -> None:
+        """Recycle ``value`` if it is a whole float array of the panel's shape (the caller
+        guarantees that nobody else holds it)."""
+        if (
+            isinstance(value, np.ndarray)
+            and value.shape == self.shape
+            and value.dtype in (np.float32, np.float64)
+            and value.flags.c_contiguous
+            and value.flags.owndata
+        ):
+            self.free.setdefault(value.dtype, []).append(value)
+
+
 class _Evaluator:
     """Evaluates trees over one panel, sharing sub-expressions between them."""
 
@@ -119,7 +148,8 @@ class _Evaluator:
         self.uses: Counter[tuple[str, int | None]] = Counter()
         for e, lo_e in zip(exprs, lo, strict=True):
             self._count(e.root, lo_e)
-        self.memo: dict[tuple[str, int | None], Any] = {}
+        self.memo: dict[tuple[str, int | None], tuple[Any, bool]] = {}
+        self.buffers = _Buffers(panel.shape)
 
     def _key(self, node: Node, lo: int) -> tuple[str, int | None]:
         return node.key, (lo if _load_dependent(node) else None)
@@ -130,57 +160,72 @@ class _Evaluator:
             for a in node.args:
                 self._count(a, lo)
 
-    def evaluate(self, node: Node, lo: int) -> Any:
-        """Value of ``node`` with loading starting at panel row ``lo``."""
-        return self._eval(node, lo)[0]
+    def evaluate(self, node: Node, lo: int) -> tuple[Any, bool]:
+        """``(value, owned)`` of ``node`` with loading starting at panel row ``lo``; hand an owned
+        value to :meth:`release` once it has been read."""
+        return self._eval(node, lo)
+
+    def release(self, value: Any) -> None:
+        """Recycle an owned value that is no longer needed."""
+        self.buffers.give(value)
 
     def _eval(self, node: Node, lo: int) -> tuple[Any, bool]:
-        """``(value, owned)``: an owned value is a temporary nobody else holds, so an
-        elementwise parent may write its result into it instead of allocating."""
+        """``(value, owned)``: an owned value is a temporary nobody else holds, so a parent may
+        write its result into it or recycle it."""
         if isinstance(node, Const):
             return node.value, False
         if isinstance(node, Field):
             return self.panel[node.name], False
         assert isinstance(node, Call)
         key = self._key(node, lo)
-        if key in self.memo:
-            value = self.memo[key]
-        else:
-            op = get_operator(node.op)
-            evaluated = [
-                self._eval(a, lo) if k == "x" else (a.value, False)  # type: ignore[attr-defined]
-                for k, a in zip(op.signature, node.args, strict=True)
-            ]
-            args = [v for v, _ in evaluated]
-            ufunc = getattr(op.func, "ufunc", None)
-            scratch = _scratch(evaluated, self.panel.shape) if ufunc is not None else None
-            if scratch is not None:
-                with np.errstate(all="ignore"):
-                    value = ufunc(*args, out=scratch)
-            else:
-                start = np.maximum(self.base_start, lo) if key[1] is not None else self.base_start
-                value = op.func(EvalContext(self.panel.shape, start), *args)
+        value, temporary = self.memo[key] if key in self.memo else self._compute(node, key, lo)
         self.uses[key] -= 1
         if self.uses[key] > 0:
-            self.memo[key] = value
+            self.memo[key] = (value, temporary)
             return value, False
         self.memo.pop(key, None)
-        return value, True
+        return value, temporary
 
+    def _compute(self, node: Call, key: tuple[str, int | None], lo: int) -> tuple[Any, bool]:
+        """``(value, temporary)`` of one call; its owned operands are recycled afterwards."""
+        op = get_operator(node.op)
+        evaluated = [
+            self._eval(a, lo) if k == "x" else (a.value, False)  # type: ignore[attr-defined]
+            for k, a in zip(op.signature, node.args, strict=True)
+        ]
+        args = [v for v, _ in evaluated]
+        ufunc = getattr(op.func, "ufunc", None)
+        out = self._elementwise_out(evaluated) if ufunc is not None else None
+        if out is not None:
+            value = kernels.apply_ufunc(ufunc, args, out)
+            temporary = True
+        else:
+            start = np.maximum(self.base_start, lo) if key[1] is not None else self.base_start
+            value = op.func(EvalContext(self.panel.shape, start, self.buffers.take), *args)
+            # An operator may hand back an operand or a view of one: that is not a temporary.
+            temporary = (
+                isinstance(value, np.ndarray)
+                and value.flags.owndata
+                and not any(value is arg for arg in args)
+            )
+        for arg, owned in evaluated:
+            if owned and arg is not value:
+                self.buffers.give(arg)
+        return value, temporary
 
-def _scratch(evaluated: list[tuple[Any, bool]], shape: tuple[int, int]) -> np.ndarray | None:
-    """An owned operand that can hold the elementwise result (same shape and result dtype)."""
-    args = [v for v, _ in evaluated]
-    dtype = np.result_type(*args)
-    for value, owned in evaluated:
-        if (
-            owned
-            and isinstance(value, np.ndarray)
-            and value.shape == shape
-            and value.dtype == dtype
-        ):
-            return value
-    return None
+    def _elementwise_out(self, evaluated: list[tuple[Any, bool]]) -> np.ndarray | None:
+        """Where an elementwise node's result goes: an owned operand of the result's dtype, else
+        a recycled array; None unless the operands are numbers and panel-shaped arrays."""
+        arrays = [v for v, _ in evaluated if isinstance(v, np.ndarray)]
+        if not arrays or any(a.shape != self.panel.shape for a in arrays):
+            return None
+        dtype = np.result_type(*(v for v, _ in evaluated))
+        for value, owned in evaluated:
+            if owned and isinstance(value, np.ndarray) and value.dtype == dtype:
+                return value
+        if dtype not in (np.float32, np.float64):
+            return None
+        return self.buffers.take(dtype)
 
 
 @cache
@@ -226,15 +271,18 @@ def evaluate(
     )
     los = [max(s - c.left, 0) for c in compiled.values()]
     ev = _Evaluator(panel, list(compiled.values()), los)
-    flat = (t_idx + s) * panel.shape[1] + n_idx
+    flat = ((t_idx + s) * panel.shape[1] + n_idx).astype(np.int64)
     out = np.empty((len(t_idx), len(compiled)), dtype=np.float32, order="F")
     for j, (c, lo) in enumerate(zip(compiled.values(), los, strict=True)):
-        value = np.asarray(ev.evaluate(c.root, lo))
-        if value.dtype == np.bool_:
-            value = value.astype(np.float32)
-        with np.errstate(all="ignore"):  # float64 → float32 overflows to ±inf, as in Qlib
-            if value.ndim == 0:
+        value, owned = ev.evaluate(c.root, lo)
+        value = np.asarray(value)
+        if value.ndim == 0:
+            with np.errstate(all="ignore"):  # float64 → float32 overflows to ±inf, as in Qlib
                 out[:, j] = value
-            else:
-                np.take(value.reshape(-1), flat, out=out[:, j], mode="clip")
+            continue
+        if value.dtype not in (np.float32, np.float64):
+            value = value.astype(np.float64)  # booleans become 0/1
+        kernels.gather(value.reshape(-1), flat, out[:, j])  # float64 → float32 as in Qlib
+        if owned:
+            ev.release(value)
     return pd.DataFrame(out, index=index, columns=list(compiled), copy=False)

@@ -4,7 +4,8 @@ Contract shared by every public function:
 
 - ``x`` is a panel ``[T, N]`` (time rows, instrument columns) of float32 or float64 (booleans and
   integers are accepted). Results are C-contiguous float64 ``[T, N]``; only :func:`shift` keeps the
-  input dtype.
+  input dtype. ``out=`` takes a preallocated result array, as numpy's ufuncs do (the factor engine
+  reuses freed temporaries: fresh [T, N] arrays cost more in page faults than most kernels).
 - ``start`` is ``int64 [N]``: column ``j``'s series exists from row ``start[j] >= 0`` on
   (``start[j] >= T``: the column never exists). Rows before it do not exist: the output is NaN there
   and no window reaches before it. NaN values from ``start[j]`` on (suspended days) are rows of the
@@ -50,7 +51,10 @@ import numba
 import numpy as np
 
 __all__ = [
+    "apply_ufunc",
     "ewm_mean",
+    "gather",
+    "in_ranges",
     "rolling_corr",
     "rolling_count",
     "rolling_cov",
@@ -135,21 +139,42 @@ def _pool() -> ThreadPoolExecutor:
 
 
 def _run(
-    kernel: Callable[..., None], x: np.ndarray, *args: Any, dtype: Any = np.float64
+    kernel: Callable[..., None],
+    x: np.ndarray,
+    *args: Any,
+    dtype: Any = np.float64,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
-    """A new [T, N] array filled by ``kernel(x, *args, out, j0, j1)`` over column ranges j0:j1,
-    run in parallel on ``numba.get_num_threads()`` threads."""
-    out = np.empty(x.shape, dtype=dtype)
-    n = x.shape[1]
+    """``out`` (a new [T, N] array when None) filled by ``kernel(x, *args, out, j0, j1)`` over
+    column ranges j0:j1, run in parallel on ``numba.get_num_threads()`` threads."""
+    out = _result(out, x.shape, dtype)
+    in_ranges(lambda a, b: kernel(x, *args, out, a, b), x.shape[1])
+    return out
+
+
+def _result(out: np.ndarray | None, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    """``out`` checked against the result's shape and dtype, or a new array."""
+    if out is None:
+        return np.empty(shape, dtype=dtype)
+    if out.shape != shape or out.dtype != np.dtype(dtype) or not out.flags.c_contiguous:
+        raise ValueError(
+            f"out must be a C-contiguous {np.dtype(dtype)} array of shape {shape}, "
+            f"got {out.dtype} {out.shape}"
+        )
+    return out
+
+
+def in_ranges(call: Callable[[int, int], Any], n: int) -> None:
+    """``call(a, b)`` over ranges a:b covering 0:n, in parallel on the kernels' threads (the
+    callee must release the GIL: a compiled kernel or a numpy ufunc)."""
     ranges = min(n, _RANGES_PER_THREAD * numba.get_num_threads())
-    edges = np.linspace(0, n, ranges + 1).round().astype(np.int64).tolist()
     if ranges <= 1:
-        kernel(x, *args, out, 0, n)
-        return out
-    tasks = [_pool().submit(kernel, x, *args, out, a, b) for a, b in itertools.pairwise(edges)]
+        call(0, n)
+        return
+    edges = np.linspace(0, n, ranges + 1).round().astype(np.int64).tolist()
+    tasks = [_pool().submit(call, a, b) for a, b in itertools.pairwise(edges)]
     for task in tasks:
         task.result()
-    return out
 
 
 # --------------------------------------------------------------------------------------------------
@@ -280,21 +305,27 @@ def _sum_nb(x, d, start, mean, out, j0, j1):
             dst[k] = np.nan if count[k] == 0.0 else s / count[k] if mean else s
 
 
-def rolling_sum(x: np.ndarray, d: int, start: np.ndarray) -> np.ndarray:
+def rolling_sum(
+    x: np.ndarray, d: int, start: np.ndarray, *, out: np.ndarray | None = None
+) -> np.ndarray:
     """``r.sum()``."""
     x = _panel(x)
-    return _run(_sum_nb, x, _window(d), _starts(start, x), False)
+    return _run(_sum_nb, x, _window(d), _starts(start, x), False, out=out)
 
 
-def rolling_mean(x: np.ndarray, d: int, start: np.ndarray) -> np.ndarray:
+def rolling_mean(
+    x: np.ndarray, d: int, start: np.ndarray, *, out: np.ndarray | None = None
+) -> np.ndarray:
     """``r.mean()``."""
     x = _panel(x)
-    return _run(_sum_nb, x, _window(d), _starts(start, x), True)
+    return _run(_sum_nb, x, _window(d), _starts(start, x), True, out=out)
 
 
-def rolling_count(x: np.ndarray, d: int, start: np.ndarray) -> np.ndarray:
+def rolling_count(
+    x: np.ndarray, d: int, start: np.ndarray, *, out: np.ndarray | None = None
+) -> np.ndarray:
     """``r.count()`` (0, not NaN, on an all-NaN window; ±inf counts as an observation)."""
-    return rolling_sum(~np.isnan(np.asarray(x)), d, start)
+    return rolling_sum(~np.isnan(np.asarray(x)), d, start, out=out)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -377,16 +408,20 @@ def _var_nb(x, d, start, take_sqrt, out, j0, j1):
                 dst[k] = _roll_var(w, take_sqrt)
 
 
-def rolling_var(x: np.ndarray, d: int, start: np.ndarray) -> np.ndarray:
+def rolling_var(
+    x: np.ndarray, d: int, start: np.ndarray, *, out: np.ndarray | None = None
+) -> np.ndarray:
     """``r.var()`` (ddof=1: NaN with one observation), bit-identical to pandas."""
     x = _panel(x)
-    return _run(_var_nb, x, _window(d), _starts(start, x), False)
+    return _run(_var_nb, x, _window(d), _starts(start, x), False, out=out)
 
 
-def rolling_std(x: np.ndarray, d: int, start: np.ndarray) -> np.ndarray:
+def rolling_std(
+    x: np.ndarray, d: int, start: np.ndarray, *, out: np.ndarray | None = None
+) -> np.ndarray:
     """``r.std()`` (ddof=1: NaN with one observation), bit-identical to pandas."""
     x = _panel(x)
-    return _run(_var_nb, x, _window(d), _starts(start, x), True)
+    return _run(_var_nb, x, _window(d), _starts(start, x), True, out=out)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -462,16 +497,20 @@ def _moments_nb(x, d, start, stat, out, j0, j1):
                 dst[k] = _moments_stat(p, stat)
 
 
-def rolling_skew(x: np.ndarray, d: int, start: np.ndarray) -> np.ndarray:
+def rolling_skew(
+    x: np.ndarray, d: int, start: np.ndarray, *, out: np.ndarray | None = None
+) -> np.ndarray:
     """``r.skew()`` (NaN below 3 observations and on a constant window)."""
     x = _panel(x)
-    return _run(_moments_nb, x, _window(d), _starts(start, x), _SKEW)
+    return _run(_moments_nb, x, _window(d), _starts(start, x), _SKEW, out=out)
 
 
-def rolling_kurt(x: np.ndarray, d: int, start: np.ndarray) -> np.ndarray:
+def rolling_kurt(
+    x: np.ndarray, d: int, start: np.ndarray, *, out: np.ndarray | None = None
+) -> np.ndarray:
     """``r.kurt()`` (NaN below 4 observations and on a constant window)."""
     x = _panel(x)
-    return _run(_moments_nb, x, _window(d), _starts(start, x), _KURT)
+    return _run(_moments_nb, x, _window(d), _starts(start, x), _KURT, out=out)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -577,28 +616,36 @@ def _regression_nb(x, d, start, stat, out, j0, j1):
             dst[k] = result
 
 
-def rolling_slope(x: np.ndarray, d: int, start: np.ndarray) -> np.ndarray:
+def rolling_slope(
+    x: np.ndarray, d: int, start: np.ndarray, *, out: np.ndarray | None = None
+) -> np.ndarray:
     """``r.apply(f, raw=True)``, f: OLS slope of the non-NaN values on their slot position."""
     x = _panel(x)
-    return _run(_regression_nb, x, _window(d), _starts(start, x), _SLOPE)
+    return _run(_regression_nb, x, _window(d), _starts(start, x), _SLOPE, out=out)
 
 
-def rolling_rsquare(x: np.ndarray, d: int, start: np.ndarray) -> np.ndarray:
+def rolling_rsquare(
+    x: np.ndarray, d: int, start: np.ndarray, *, out: np.ndarray | None = None
+) -> np.ndarray:
     """``r.apply(f, raw=True)``, f: r² of (position, value); NaN where ``|r.std()| <= 2e-5``."""
     x = _panel(x)
-    return _run(_regression_nb, x, _window(d), _starts(start, x), _RSQUARE)
+    return _run(_regression_nb, x, _window(d), _starts(start, x), _RSQUARE, out=out)
 
 
-def rolling_resi(x: np.ndarray, d: int, start: np.ndarray) -> np.ndarray:
+def rolling_resi(
+    x: np.ndarray, d: int, start: np.ndarray, *, out: np.ndarray | None = None
+) -> np.ndarray:
     """``r.apply(f, raw=True)``, f: residual of the newest value from the OLS line on position."""
     x = _panel(x)
-    return _run(_regression_nb, x, _window(d), _starts(start, x), _RESI)
+    return _run(_regression_nb, x, _window(d), _starts(start, x), _RESI, out=out)
 
 
-def rolling_wma(x: np.ndarray, d: int, start: np.ndarray) -> np.ndarray:
+def rolling_wma(
+    x: np.ndarray, d: int, start: np.ndarray, *, out: np.ndarray | None = None
+) -> np.ndarray:
     """``r.apply(lambda a: np.nanmean(a * w), raw=True)``, ``w = arange(1, n+1) / sum(1..n)``."""
     x = _panel(x)
-    return _run(_regression_nb, x, _window(d), _starts(start, x), _WMA)
+    return _run(_regression_nb, x, _window(d), _starts(start, x), _WMA, out=out)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -719,21 +766,27 @@ def _pair_nb(x, y, d, start, stat, out, j0, j1):
             dst[k] = result
 
 
-def _pair(x: np.ndarray, y: np.ndarray, d: int, start: np.ndarray, stat: int) -> np.ndarray:
+def _pair(
+    x: np.ndarray, y: np.ndarray, d: int, start: np.ndarray, stat: int, out: np.ndarray | None
+) -> np.ndarray:
     x, y = _panel(x), _panel(y)
     if x.shape != y.shape:
         raise ValueError(f"x and y differ in shape: {x.shape} vs {y.shape}")
-    return _run(_pair_nb, x, y, _window(d), _starts(start, x), stat)
+    return _run(_pair_nb, x, y, _window(d), _starts(start, x), stat, out=out)
 
 
-def rolling_cov(x: np.ndarray, y: np.ndarray, d: int, start: np.ndarray) -> np.ndarray:
+def rolling_cov(
+    x: np.ndarray, y: np.ndarray, d: int, start: np.ndarray, *, out: np.ndarray | None = None
+) -> np.ndarray:
     """``rx.cov(sy)`` (pairs where both are present, ddof=1)."""
-    return _pair(x, y, d, start, _COV)
+    return _pair(x, y, d, start, _COV, out)
 
 
-def rolling_corr(x: np.ndarray, y: np.ndarray, d: int, start: np.ndarray) -> np.ndarray:
+def rolling_corr(
+    x: np.ndarray, y: np.ndarray, d: int, start: np.ndarray, *, out: np.ndarray | None = None
+) -> np.ndarray:
     """``rx.corr(sy)``, NaN where ``|rx.std()| <= 2e-5`` or ``|ry.std()| <= 2e-5`` (Qlib)."""
-    return _pair(x, y, d, start, _CORR)
+    return _pair(x, y, d, start, _CORR, out)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -802,18 +855,22 @@ def _quantile_nb(x, d, start, q, out, j0, j1):
             dst[k] = _quantile(values, k, size[k], q)
 
 
-def rolling_median(x: np.ndarray, d: int, start: np.ndarray) -> np.ndarray:
+def rolling_median(
+    x: np.ndarray, d: int, start: np.ndarray, *, out: np.ndarray | None = None
+) -> np.ndarray:
     """``r.median()``."""
     x = _panel(x)
-    return _run(_quantile_nb, x, _window(d), _starts(start, x), -1.0)
+    return _run(_quantile_nb, x, _window(d), _starts(start, x), -1.0, out=out)
 
 
-def rolling_quantile(x: np.ndarray, d: int, q: float, start: np.ndarray) -> np.ndarray:
+def rolling_quantile(
+    x: np.ndarray, d: int, q: float, start: np.ndarray, *, out: np.ndarray | None = None
+) -> np.ndarray:
     """``r.quantile(q)`` (linear interpolation)."""
     if not 0.0 <= q <= 1.0:
         raise ValueError(f"quantile must be in [0, 1], got {q}")
     x = _panel(x)
-    return _run(_quantile_nb, x, _window(d), _starts(start, x), float(q))
+    return _run(_quantile_nb, x, _window(d), _starts(start, x), float(q), out=out)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -858,10 +915,12 @@ def _rank_nb(x, d, start, out, j0, j1):
             dst[k] = (below[k] + (equal[k] + 1.0) / 2.0) / count[k] if ok else np.nan
 
 
-def rolling_rank(x: np.ndarray, d: int, start: np.ndarray) -> np.ndarray:
+def rolling_rank(
+    x: np.ndarray, d: int, start: np.ndarray, *, out: np.ndarray | None = None
+) -> np.ndarray:
     """``r.rank(method="average", pct=True)`` (NaN where today's value is NaN)."""
     x = _panel(x)
-    return _run(_rank_nb, x, _window(d), _starts(start, x))
+    return _run(_rank_nb, x, _window(d), _starts(start, x), out=out)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -937,29 +996,39 @@ def _extreme_nb(x, d, start, stat, out, j0, j1):
                     tail_nan[i, k] = min(nan_row, tail_nan[i + 1, k])
 
 
-def _extreme(x: np.ndarray, d: int, start: np.ndarray, stat: int) -> np.ndarray:
+def _extreme(
+    x: np.ndarray, d: int, start: np.ndarray, stat: int, out: np.ndarray | None
+) -> np.ndarray:
     x = _panel(x)
-    return _run(_extreme_nb, x, _window(d), _starts(start, x), stat)
+    return _run(_extreme_nb, x, _window(d), _starts(start, x), stat, out=out)
 
 
-def rolling_max(x: np.ndarray, d: int, start: np.ndarray) -> np.ndarray:
+def rolling_max(
+    x: np.ndarray, d: int, start: np.ndarray, *, out: np.ndarray | None = None
+) -> np.ndarray:
     """``r.max()``."""
-    return _extreme(x, d, start, _MAX)
+    return _extreme(x, d, start, _MAX, out)
 
 
-def rolling_min(x: np.ndarray, d: int, start: np.ndarray) -> np.ndarray:
+def rolling_min(
+    x: np.ndarray, d: int, start: np.ndarray, *, out: np.ndarray | None = None
+) -> np.ndarray:
     """``r.min()``."""
-    return _extreme(x, d, start, _MIN)
+    return _extreme(x, d, start, _MIN, out)
 
 
-def rolling_idxmax(x: np.ndarray, d: int, start: np.ndarray) -> np.ndarray:
+def rolling_idxmax(
+    x: np.ndarray, d: int, start: np.ndarray, *, out: np.ndarray | None = None
+) -> np.ndarray:
     """``r.apply(lambda a: a.argmax() + 1, raw=True)`` (the first NaN slot wins, as in numpy)."""
-    return _extreme(x, d, start, _IDXMAX)
+    return _extreme(x, d, start, _IDXMAX, out)
 
 
-def rolling_idxmin(x: np.ndarray, d: int, start: np.ndarray) -> np.ndarray:
+def rolling_idxmin(
+    x: np.ndarray, d: int, start: np.ndarray, *, out: np.ndarray | None = None
+) -> np.ndarray:
     """``r.apply(lambda a: a.argmin() + 1, raw=True)`` (the first NaN slot wins, as in numpy)."""
-    return _extreme(x, d, start, _IDXMIN)
+    return _extreme(x, d, start, _IDXMIN, out)
 
 
 @_kernel
@@ -997,10 +1066,12 @@ def _mad_nb(x, d, start, out, j0, j1):
             dst[k] = total[k] / count[k] if ok else np.nan
 
 
-def rolling_mad(x: np.ndarray, d: int, start: np.ndarray) -> np.ndarray:
+def rolling_mad(
+    x: np.ndarray, d: int, start: np.ndarray, *, out: np.ndarray | None = None
+) -> np.ndarray:
     """``r.apply(lambda a: np.mean(np.abs(b - b.mean())), raw=True)``, ``b = a[~np.isnan(a)]``."""
     x = _panel(x)
-    return _run(_mad_nb, x, _window(d), _starts(start, x))
+    return _run(_mad_nb, x, _window(d), _starts(start, x), out=out)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1033,7 +1104,9 @@ def _ewm_nb(x, alpha, start, out, j0, j1):
             dst[k] = mean[k]
 
 
-def ewm_mean(x: np.ndarray, n: float, start: np.ndarray) -> np.ndarray:
+def ewm_mean(
+    x: np.ndarray, n: float, start: np.ndarray, *, out: np.ndarray | None = None
+) -> np.ndarray:
     """``s.ewm(span=n, min_periods=1).mean()`` for n >= 1, ``s.ewm(alpha=n, …)`` for 0 < n < 1."""
     if n >= 1:
         com = (n - 1.0) / 2.0
@@ -1042,7 +1115,7 @@ def ewm_mean(x: np.ndarray, n: float, start: np.ndarray) -> np.ndarray:
     else:
         raise ValueError(f"ewm_mean needs n >= 1 (span) or 0 < n < 1 (alpha), got {n}")
     x = _panel(x)
-    return _run(_ewm_nb, x, 1.0 / (1.0 + com), _starts(start, x))
+    return _run(_ewm_nb, x, 1.0 / (1.0 + com), _starts(start, x), out=out)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1065,7 +1138,43 @@ def _shift_nb(x, n, start, out, j0, j1):
                 dst[k] = src[k] if (t >= s0) & (t - n >= s0) & (t - n < T) else np.nan
 
 
-def shift(x: np.ndarray, n: int, start: np.ndarray) -> np.ndarray:
+def shift(x: np.ndarray, n: int, start: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
     """``s.shift(n)``; n == 0 gives ``s.iloc[0]`` on every row (Qlib ``Ref(x, 0)``); keeps dtype."""
     x = _panel(x)
-    return _run(_shift_nb, x, int(n), _starts(start, x), dtype=x.dtype)
+    return _run(_shift_nb, x, int(n), _starts(start, x), dtype=x.dtype, out=out)
+
+
+# --------------------------------------------------------------------------------------------------
+# Elementwise work in parallel: the same numpy loops or plain copies on row ranges, so results are
+# identical to one whole-array call.
+
+
+def apply_ufunc(ufunc: np.ufunc, args: list[Any], out: np.ndarray) -> np.ndarray:
+    """``ufunc(*args, out=out)`` on row ranges in parallel; ``args`` are numbers or arrays of
+    ``out``'s shape ``[T, N]``."""
+    if any(isinstance(a, np.ndarray) and a.shape != out.shape for a in args):
+        raise ValueError(f"apply_ufunc needs numbers or arrays of shape {out.shape}")
+
+    def rows(a: int, b: int) -> None:
+        with np.errstate(all="ignore"):  # per thread: numpy's error state is thread-local
+            ufunc(*(v[a:b] if isinstance(v, np.ndarray) else v for v in args), out=out[a:b])
+
+    in_ranges(rows, out.shape[0])
+    return out
+
+
+@_kernel
+def _gather_nb(src, flat, out, i0, i1):
+    """out[i] = src[flat[i]] for i in i0:i1, cast to out's dtype (float64 → float32 rounds to
+    nearest and overflows to ±inf, as numpy's astype does)."""
+    for i in range(i0, i1):
+        out[i] = src[flat[i]]
+
+
+def gather(src: np.ndarray, flat: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``out[:] = src[flat]`` (1-D float arrays, int64 ``flat``) in parallel, cast to ``out``'s
+    dtype; returns ``out``."""
+    if src.ndim != 1 or flat.shape != out.shape or flat.dtype != np.int64:
+        raise ValueError("gather needs a 1-D src and int64 flat indices shaped like out")
+    in_ranges(lambda a, b: _gather_nb(src, flat, out, a, b), len(flat))
+    return out

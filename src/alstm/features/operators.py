@@ -7,6 +7,7 @@ operators return float64, as pandas does.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,11 +19,18 @@ from alstm.features.registry import mark_builtin, register_operator
 
 @dataclass(frozen=True)
 class EvalContext:
-    """What an operator may know besides its arguments: the panel shape and each column's first
-    existing row (``start``, ``int64 [N]``)."""
+    """What an operator may know besides its arguments: the panel shape, each column's first
+    existing row (``start``, ``int64 [N]``) and where to get result arrays (``alloc``)."""
 
     shape: tuple[int, int]
     start: np.ndarray
+    alloc: Callable[[Any], np.ndarray] | None = None
+
+    def empty(self, dtype: Any = np.float64) -> np.ndarray:
+        """An uninitialized ``[T, N]`` result array (a reused temporary when the engine has one)."""
+        if self.alloc is None:
+            return np.empty(self.shape, dtype=dtype)
+        return self.alloc(dtype)
 
 
 def _series(ctx: EvalContext, x: Any) -> np.ndarray:
@@ -77,7 +85,8 @@ def ref(ctx: EvalContext, x: Any, n: int) -> Any:
     """x shifted by n rows (n > 0 past, n < 0 future, 0 = the first loaded value)."""
     if not isinstance(x, np.ndarray):
         return x
-    return kernels.shift(x, n, ctx.start)
+    out = ctx.empty(x.dtype) if x.dtype in (np.float32, np.float64) else None
+    return kernels.shift(x, n, ctx.start, out=out)
 
 
 @register_operator("Delta", "xn", path_dependent=True)
@@ -93,8 +102,8 @@ def _rolling(
 ) -> None:
     def op(ctx: EvalContext, x: Any, n: int | float) -> np.ndarray:
         if isinstance(n, float):
-            return kernels.ewm_mean(_series(ctx, x), n, ctx.start)
-        return kernel(_series(ctx, x), n, ctx.start)
+            return kernels.ewm_mean(_series(ctx, x), n, ctx.start, out=ctx.empty())
+        return kernel(_series(ctx, x), n, ctx.start, out=ctx.empty())
 
     op.__doc__ = f"{kernel.__doc__}"
     register_operator(
@@ -129,25 +138,25 @@ _rolling("WMA", kernels.rolling_wma, alpha=False)
 @register_operator("EMA", "xa", path_dependent=True, expanding=False)
 def ema(ctx: EvalContext, x: Any, n: int | float) -> np.ndarray:
     """pandas ewm(span=n) mean for n ≥ 1, ewm(alpha=n) for 0 < n < 1; from the loaded start."""
-    return kernels.ewm_mean(_series(ctx, x), n, ctx.start)
+    return kernels.ewm_mean(_series(ctx, x), n, ctx.start, out=ctx.empty())
 
 
 @register_operator("Quantile", "xnq")
 def quantile(ctx: EvalContext, x: Any, n: int, q: float) -> np.ndarray:
     """pandas rolling(n, min_periods=1).quantile(q), linear interpolation."""
-    return kernels.rolling_quantile(_series(ctx, x), n, float(q), ctx.start)
+    return kernels.rolling_quantile(_series(ctx, x), n, float(q), ctx.start, out=ctx.empty())
 
 
 @register_operator("Corr", "xxn")
 def corr(ctx: EvalContext, x: Any, y: Any, n: int) -> np.ndarray:
     """pandas rolling corr, NaN where either rolling std is within 2e-5 of 0."""
-    return kernels.rolling_corr(_series(ctx, x), _series(ctx, y), n, ctx.start)
+    return kernels.rolling_corr(_series(ctx, x), _series(ctx, y), n, ctx.start, out=ctx.empty())
 
 
 @register_operator("Cov", "xxn")
 def cov(ctx: EvalContext, x: Any, y: Any, n: int) -> np.ndarray:
     """pandas rolling cov (ddof=1) over rows where both are present."""
-    return kernels.rolling_cov(_series(ctx, x), _series(ctx, y), n, ctx.start)
+    return kernels.rolling_cov(_series(ctx, x), _series(ctx, y), n, ctx.start, out=ctx.empty())
 
 
 mark_builtin()
