@@ -8,6 +8,7 @@ from __future__ import annotations
 import typer
 
 from alstm import __version__
+from alstm.bench.cli_bench import bench
 from alstm.workflow.cli_data import data_app
 from alstm.workflow.cli_evaluate import evaluate
 from alstm.workflow.cli_features import features
@@ -25,6 +26,7 @@ app.command()(features)
 app.command()(evaluate)
 app.command()(run)
 app.command()(report)
+app.command()(bench)
 app.add_typer(config_app, name="config")
 
 

@@ -23,7 +23,7 @@ from alstm import __version__
 from alstm.data.provider import QlibDataDir
 from alstm.data.synth import write_synth
 from alstm.dataset import DataHandler, DatasetH, Frame, TSDatasetH, build_processors
-from alstm.evaluate import ExchangeRules, TopkDropout, backtest, signal_metrics
+from alstm.evaluate import BacktestResult, ExchangeRules, TopkDropout, backtest, signal_metrics
 from alstm.features.cache import default_cache_dir
 from alstm.features.factors import factor_set, load_factors
 from alstm.model import get_model
@@ -153,17 +153,7 @@ def run(
     pa = config.records.portfolio_analysis
     if pa is not None:
         step("backtest")
-        bt = pa.backtest
-        result = backtest(
-            pred,
-            data,
-            bt.start_time,
-            bt.end_time,
-            strategy=TopkDropout(**pa.strategy.kwargs),
-            rules=ExchangeRules(**bt.exchange.model_dump()),
-            benchmark=bt.benchmark or config.data.benchmark,
-            account=bt.account,
-        )
+        result = portfolio_backtest(pred, config, data)
         rd.write_parquet("report_normal.parquet", result.report)
         rd.write_parquet("positions.parquet", result.positions)
         rd.write_parquet("trades.parquet", result.trades)
@@ -177,6 +167,24 @@ def run(
     render_report(rd.path)
     track_run(config.tracking, config, rd.path, metrics, evals)
     return metrics
+
+
+def portfolio_backtest(pred: pd.Series, config: RunConfig, data: QlibDataDir) -> BacktestResult:
+    """The backtest ``config.records.portfolio_analysis`` specifies, of ``pred`` on ``data``."""
+    pa = config.records.portfolio_analysis
+    if pa is None:
+        raise ValueError(f"config {config.name!r} has no records.portfolio_analysis")
+    bt = pa.backtest
+    return backtest(
+        pred,
+        data,
+        bt.start_time,
+        bt.end_time,
+        strategy=TopkDropout(**pa.strategy.kwargs),
+        rules=ExchangeRules(**bt.exchange.model_dump()),
+        benchmark=bt.benchmark or config.data.benchmark,
+        account=bt.account,
+    )
 
 
 def read_pred(run_dir: str | Path) -> pd.Series:
