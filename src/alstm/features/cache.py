@@ -10,8 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -19,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from alstm import __version__
+from alstm.data.writer import atomic_dir
 
 
 def default_cache_dir() -> Path:
@@ -38,9 +37,7 @@ def cache_key(fingerprint: str, exprs: Mapping[str, str], **params: object) -> s
 
 def save_frame(path: Path, frame: pd.DataFrame, manifest: Mapping[str, object]) -> None:
     """Store a float32 frame indexed ``(datetime, instrument)`` under ``path`` atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
-    try:
+    with atomic_dir(path, overwrite=True) as tmp:
         dates, date_codes = np.unique(frame.index.get_level_values(0), return_inverse=True)
         insts, inst_codes = np.unique(
             frame.index.get_level_values(1).astype(str), return_inverse=True
@@ -55,12 +52,6 @@ def save_frame(path: Path, frame: pd.DataFrame, manifest: Mapping[str, object]) 
         )
         meta = {**manifest, "columns": list(frame.columns), "rows": len(frame)}
         (tmp / "manifest.json").write_text(json.dumps(meta, indent=1, default=str))
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def load_frame(path: Path) -> pd.DataFrame:

@@ -70,7 +70,6 @@ def _check(node: Node, text: str) -> _Info:
             node.pos,
         )
     children: list[_Info] = []
-    windows: list[int | float] = []
     for kind, arg in zip(op.signature, node.args, strict=True):
         if kind == "x":
             children.append(_check(arg, text))
@@ -79,9 +78,8 @@ def _check(node: Node, text: str) -> _Info:
             raise ExpressionError(
                 f"{op.name}: the {ARG_KINDS[kind]} must be a number", text, arg.pos
             )
-        value = _check_param(op, kind, arg.value, text, arg.pos)
-        if kind in "nak":
-            windows.append(value)
+        _check_param(op, kind, arg.value, text, arg.pos)
+    windows = _window_args(node)
     left, right = op.extent(windows)
     return _Info(
         max((c.left for c in children), default=0) + left,
@@ -91,17 +89,17 @@ def _check(node: Node, text: str) -> _Info:
     )
 
 
-def _check_param(op: Any, kind: str, value: int | float, text: str, pos: int) -> int | float:
+def _check_param(op: Any, kind: str, value: int | float, text: str, pos: int) -> None:
     if kind == "q":
-        return value
+        return
     if kind == "k":
         if not isinstance(value, int):
             raise ExpressionError(
                 f"{op.name}: the shift must be an integer, got {value!r}", text, pos
             )
-        return value
+        return
     if kind == "a" and isinstance(value, float) and 0 < value < 1:
-        return value
+        return
     if not isinstance(value, int) or value < 0:
         allowed = "a non-negative integer" + (" or a float in (0, 1)" if kind == "a" else "")
         raise ExpressionError(f"{op.name}: the window must be {allowed}, got {value!r}", text, pos)
@@ -111,7 +109,6 @@ def _check_param(op: Any, kind: str, value: int | float, text: str, pos: int) ->
         raise ExpressionError(
             f"{op.name}: the window must be 0 or at least {op.min_window}, got {value}", text, pos
         )
-    return value
 
 
 class _Buffers:
@@ -233,9 +230,16 @@ def _load_dependent(node: Node) -> bool:
     """Whether a node's value depends on where loading starts (EMA, expanding windows …)."""
     if not isinstance(node, Call):
         return False
+    windows = _window_args(node)
+    return get_operator(node.op).depends_on_load_start(windows) or any(
+        _load_dependent(a) for a in node.args
+    )
+
+
+def _window_args(node: Call) -> list[int | float]:
+    """The window and shift arguments of a call (its ``n``, ``a`` and ``k`` parameters)."""
     op = get_operator(node.op)
-    windows = [a.value for k, a in zip(op.signature, node.args, strict=True) if k in "nak"]
-    return op.depends_on_load_start(windows) or any(_load_dependent(a) for a in node.args)
+    return [a.value for k, a in zip(op.signature, node.args, strict=True) if k in "nak"]  # type: ignore[attr-defined]
 
 
 def evaluate(
