@@ -9,6 +9,7 @@ import typer
 
 from alstm import __version__
 from alstm.bench.cli_bench import bench
+from alstm.bench.cli_study import study_app
 from alstm.workflow.cli_data import data_app
 from alstm.workflow.cli_evaluate import evaluate
 from alstm.workflow.cli_features import features
@@ -28,6 +29,7 @@ app.command()(run)
 app.command()(report)
 app.command()(bench)
 app.add_typer(config_app, name="config")
+app.add_typer(study_app, name="study")
 
 
 def _version(value: bool) -> None:

@@ -42,7 +42,7 @@ from alstm.model.checkpoint import (
     save_atomic,
     write_json_atomic,
 )
-from alstm.model.net import RNN_TYPES, ALSTMNet
+from alstm.model.net import HEADS, RNN_TYPES, ALSTMNet
 from alstm.model.progress import TrainingProgress
 from alstm.model.protocols import SampleSet, SampleSource
 from alstm.model.registry import register_model
@@ -66,10 +66,12 @@ class ALSTM:
     IC). ``optimizer``: ``"adam"`` or ``"gd"`` (plain SGD), case-insensitive as in Qlib. ``GPU``:
     Qlib's device number (None: the first GPU if any, else the CPU; < 0: the CPU); ``device``
     (e.g. ``"cpu"``, ``"cuda:1"``) overrides it. ``seed``: None draws one. ``rnn_type``: ``"GRU"``
-    or ``"LSTM"`` (honoured, unlike Qlib). ``n_jobs``: accepted for Qlib configs; batches are
-    gathered in-process, so it is not used. ``n_threads``: torch CPU threads during fit/predict
-    (None: torch's current setting). ``fill_nan``: None rejects NaN/inf features with an error,
-    a number replaces them. ``verbose``: rich progress on the terminal.
+    or ``"LSTM"`` (honoured, unlike Qlib). ``head``: what the output layer reads, ``"both"``
+    (Qlib's: last step and attention-pooled), ``"last"`` or ``"attention"`` (ablations).
+    ``n_jobs``: accepted for Qlib configs; batches are gathered in-process, so it is not used.
+    ``n_threads``: torch CPU threads during fit/predict (None: torch's current setting).
+    ``fill_nan``: None rejects NaN/inf features with an error, a number replaces them.
+    ``verbose``: rich progress on the terminal.
     """
 
     def __init__(
@@ -89,6 +91,7 @@ class ALSTM:
         device: str | None = None,
         seed: int | None = None,
         rnn_type: str = "GRU",
+        head: str = "both",
         n_jobs: int | None = None,
         n_threads: int | None = None,
         fill_nan: float | None = None,
@@ -109,6 +112,7 @@ class ALSTM:
         self.device = device
         self.seed = seed
         self.rnn_type = rnn_type
+        self.head = head
         self.n_jobs = n_jobs
         self.n_threads = n_threads
         self.fill_nan = fill_nan
@@ -119,7 +123,7 @@ class ALSTM:
         return {name: getattr(self, name) for name in inspect.signature(ALSTM).parameters}
 
     def __repr__(self) -> str:
-        defaults = {k: p.default for k, p in inspect.signature(ALSTM).parameters.items()}
+        defaults = _defaults()
         changed = [f"{k}={v!r}" for k, v in self.get_params().items() if v != defaults[k]]
         return f"ALSTM({', '.join(changed)})"
 
@@ -265,6 +269,7 @@ class ALSTM:
     def _check_params(self) -> None:
         checks = [
             ("rnn_type", str(self.rnn_type).upper(), RNN_TYPES),
+            ("head", self.head, HEADS),
             ("loss", self.loss, LOSSES),
             ("optimizer", str(self.optimizer).lower(), OPTIMIZERS),
             ("metric", self.metric, METRICS),
@@ -311,7 +316,8 @@ class ALSTM:
         return weight
 
     def _check_resumable(self, saved: dict, n_train: int, n_valid: int) -> None:
-        mine, theirs = self.get_params(), json.loads(saved["config"])
+        # A setting the checkpoint lacks (added to ALSTM after it was written) had its default.
+        mine, theirs = self.get_params(), {**_defaults(), **json.loads(saved["config"])}
         differ = sorted(k for k in mine if k not in RESUMABLE_CHANGES and mine[k] != theirs.get(k))
         if differ:
             pairs = ", ".join(f"{k}: saved {theirs.get(k)!r} vs {mine[k]!r}" for k in differ)
@@ -323,12 +329,19 @@ class ALSTM:
             )
 
     def _build_net(self) -> ALSTMNet:
-        return ALSTMNet(self.d_feat, self.hidden_size, self.num_layers, self.dropout, self.rnn_type)
+        return ALSTMNet(
+            self.d_feat, self.hidden_size, self.num_layers, self.dropout, self.rnn_type, self.head
+        )
 
     def _build_optimizer(self, net: ALSTMNet) -> torch.optim.Optimizer:
         if str(self.optimizer).lower() == "adam":
             return torch.optim.Adam(net.parameters(), lr=self.lr)
         return torch.optim.SGD(net.parameters(), lr=self.lr)
+
+
+def _defaults() -> dict[str, Any]:
+    """ALSTM's constructor defaults."""
+    return {k: p.default for k, p in inspect.signature(ALSTM).parameters.items()}
 
 
 @dataclass

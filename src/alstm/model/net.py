@@ -10,6 +10,9 @@ from torch import nn
 from alstm.model.cpu_gru import cpu_gru_applies, gru_forward
 
 RNN_TYPES = ("GRU", "LSTM")
+#: What the output layer reads: ``"both"`` (Qlib's ``concat(last step, attention-pooled)``),
+#: ``"last"`` (the last step only, a plain GRU/LSTM head) or ``"attention"`` (pooled only).
+HEADS = ("both", "last", "attention")
 
 #: Qlib ``ALSTMModel`` state_dict key prefix → ALSTMNet key prefix (the recurrent layer's keys,
 #: ``rnn.weight_ih_l0`` …, are the same on both sides).
@@ -29,7 +32,9 @@ class ALSTMNet(nn.Module):
     Submodules are created in the order Qlib creates them, so the same torch seed gives the same
     initial weights as Qlib's ``ALSTMModel``. Internally time-major (``[T, B, ·]``, the layout
     the recurrence runs in); a float32 GRU on the CPU runs through ``cpu_gru`` (faster, same
-    math).
+    math). ``head`` (an ablation, see ``HEADS``): ``"last"`` and ``"attention"`` use
+    ``Linear(h→1)``; ``"last"`` creates no attention layers and reports all attention on the
+    last step (the only one its output reads).
     """
 
     def __init__(
@@ -39,17 +44,22 @@ class ALSTMNet(nn.Module):
         num_layers: int = 2,
         dropout: float = 0.0,
         rnn_type: str = "GRU",
+        head: str = "both",
     ) -> None:
         super().__init__()
         rnn_class = {"GRU": nn.GRU, "LSTM": nn.LSTM}.get(str(rnn_type).upper())
         if rnn_class is None:
             raise ValueError(f"unknown rnn_type {rnn_type!r}; valid: {', '.join(RNN_TYPES)}")
+        if head not in HEADS:
+            raise ValueError(f"unknown head {head!r}; valid: {', '.join(HEADS)}")
+        self.head_type = head
         self.input_proj = nn.Linear(d_feat, hidden_size)
         self.rnn = rnn_class(hidden_size, hidden_size, num_layers=num_layers, dropout=dropout)
-        self.head = nn.Linear(2 * hidden_size, 1)
-        self.att_hidden = nn.Linear(hidden_size, hidden_size // 2)
-        self.att_dropout = nn.Dropout(dropout)
-        self.att_score = nn.Linear(hidden_size // 2, 1, bias=False)
+        self.head = nn.Linear((2 if head == "both" else 1) * hidden_size, 1)
+        if head != "last":
+            self.att_hidden = nn.Linear(hidden_size, hidden_size // 2)
+            self.att_dropout = nn.Dropout(dropout)
+            self.att_score = nn.Linear(hidden_size // 2, 1, bias=False)
 
     def forward(
         self, x: torch.Tensor, return_attention: bool = False
@@ -61,11 +71,19 @@ class ALSTMNet(nn.Module):
             out = gru_forward(self.rnn, z)
         else:
             out, _ = self.rnn(z)
+        if self.head_type == "last":
+            score = self.head(out[-1])[:, 0]
+            if not return_attention:
+                return score
+            weights = torch.zeros(out.shape[1], out.shape[0], dtype=out.dtype, device=out.device)
+            weights[:, -1] = 1.0
+            return score, weights
         weights = torch.softmax(
             self.att_score(torch.tanh(self.att_dropout(self.att_hidden(out)))), dim=0
         )  # [T, B, 1]
         pooled = (out * weights).sum(dim=0)
-        score = self.head(torch.cat((out[-1], pooled), dim=1))[:, 0]
+        features = torch.cat((out[-1], pooled), dim=1) if self.head_type == "both" else pooled
+        score = self.head(features)[:, 0]
         return (score, weights[..., 0].t()) if return_attention else score
 
     def load_qlib_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
