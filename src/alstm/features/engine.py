@@ -152,10 +152,14 @@ class _Evaluator:
         return node.key, (lo if _load_dependent(node) else None)
 
     def _count(self, node: Node, lo: int) -> None:
+        # Mirror the evaluation: a call's operands are evaluated only when the call is first
+        # computed (later uses read the memo), so only then do they count as used.
         if isinstance(node, Call):
-            self.uses[self._key(node, lo)] += 1
-            for a in node.args:
-                self._count(a, lo)
+            key = self._key(node, lo)
+            self.uses[key] += 1
+            if self.uses[key] == 1:
+                for a in node.args:
+                    self._count(a, lo)
 
     def evaluate(self, node: Node, lo: int) -> tuple[Any, bool]:
         """``(value, owned)`` of ``node`` with loading starting at panel row ``lo``; hand an owned
@@ -225,6 +229,41 @@ class _Evaluator:
         return self.buffers.take(dtype)
 
 
+def _schedule(ev: _Evaluator, roots: list[tuple[Node, int]]) -> list[int]:
+    """An evaluation order (indices of ``roots``) that keeps few shared sub-expressions alive:
+    greedily the expression that finishes the most live shared ones and starts the fewest new
+    ones, ties in the given order. Results do not depend on the order; peak memory does (and with
+    it the page faults of fresh arrays)."""
+    keys = [_call_keys(ev, node, lo) for node, lo in roots]
+    remaining = Counter(k for ks in keys for k in ks)
+    shared = [{k for k in ks if remaining[k] > 1} for ks in keys]
+    live: set[tuple[str, int | None]] = set()
+    todo = list(range(len(roots)))
+    order = []
+    while todo:
+
+        def score(i: int) -> int:
+            return sum((1 if remaining[k] == 1 else 0) if k in live else -1 for k in shared[i])
+
+        best = max(todo, key=lambda i: (score(i), -i))
+        todo.remove(best)
+        order.append(best)
+        for k in shared[best]:
+            remaining[k] -= 1
+            if remaining[k]:
+                live.add(k)
+            else:
+                live.discard(k)
+    return order
+
+
+def _call_keys(ev: _Evaluator, node: Node, lo: int) -> set[tuple[str, int | None]]:
+    """The memo keys of every call in a tree."""
+    if not isinstance(node, Call):
+        return set()
+    return {ev._key(node, lo)}.union(*(_call_keys(ev, a, lo) for a in node.args))
+
+
 @cache
 def _load_dependent(node: Node) -> bool:
     """Whether a node's value depends on where loading starts (EMA, expanding windows …)."""
@@ -277,8 +316,9 @@ def evaluate(
     ev = _Evaluator(panel, list(compiled.values()), los)
     flat = ((t_idx + s) * panel.shape[1] + n_idx).astype(np.int64)
     out = np.empty((len(t_idx), len(compiled)), dtype=np.float32, order="F")
-    for j, (c, lo) in enumerate(zip(compiled.values(), los, strict=True)):
-        value, owned = ev.evaluate(c.root, lo)
+    roots = [(c.root, lo) for c, lo in zip(compiled.values(), los, strict=True)]
+    for j in _schedule(ev, roots):
+        value, owned = ev.evaluate(*roots[j])
         value = np.asarray(value)
         if value.ndim == 0:
             with np.errstate(all="ignore"):  # float64 → float32 overflows to ±inf, as in Qlib
