@@ -173,9 +173,13 @@ def test_failing_run_is_retried_then_reported(base: Path) -> None:
     assert (out / "table.md").is_file()
 
 
-def test_config_key_ignores_seed_and_threads(base: Path) -> None:
+def test_config_key_ignores_settings_that_keep_results(base: Path) -> None:
     a, b = _configs(base, "a", "b")
-    same = load_config(base / "a.yaml", ["seed=9", "model.kwargs.n_threads=4"])
+    same = load_config(
+        base / "a.yaml",
+        ["seed=9", "model.kwargs.n_threads=4", "model.kwargs.verbose=false",
+         "tracking.enabled=false"],
+    )  # fmt: skip
     assert config_key(same) == config_key(a) and config_key(a).startswith("tiny_a-")
     assert config_key(load_config(base / "a.yaml", ["model.kwargs.lr=0.01"])) != config_key(a)
     assert len(config_key(b).split("-")[-1]) == 8

@@ -63,12 +63,19 @@ class BenchResult:
     failures: dict[str, str] = field(default_factory=dict)
 
 
+#: Settings that do not change a run's results, left out of its key.
+NOT_IN_KEY = ("seed", "tracking")
+NOT_IN_KEY_KWARGS = ("n_threads", "verbose")
+
+
 def config_key(config: RunConfig) -> str:
-    """``<config name>-<hash8>``: the folder of a config's runs, the same for every seed and
-    thread count (``n_threads`` does not change the result)."""
+    """``<config name>-<hash8>``: the folder of a config's runs, the same for every seed, thread
+    count, tracking and verbosity setting (none of them changes the result)."""
     tree = config.model_dump(mode="json")
-    tree.pop("seed")
-    tree["model"]["kwargs"].pop("n_threads", None)
+    for name in NOT_IN_KEY:
+        tree.pop(name, None)
+    for name in NOT_IN_KEY_KWARGS:
+        tree["model"]["kwargs"].pop(name, None)
     digest = hashlib.sha256(json.dumps(tree, sort_keys=True).encode()).hexdigest()
     return f"{config.name}-{digest[:8]}"
 
