@@ -52,6 +52,7 @@ def qlib_worker(seed: int, data: str, out: str, workers: int) -> dict:
     from qlib.model.trainer import task_train
 
     torch.set_num_threads(2)
+    os.chdir(out)  # Qlib's experiment manager leaves a lock folder relative to the working dir
     config = yaml.safe_load(QLIB_YAML.read_text())
     model_kwargs = config["task"]["model"]["kwargs"]
     model_kwargs.update(seed=seed, n_jobs=workers, lr=float(model_kwargs["lr"]))
