@@ -17,24 +17,10 @@ from alstm.bench.table import bench_table, ensemble_metrics, flat_metrics, write
 from alstm.cli import app
 from alstm.model import alstm as alstm_model
 from alstm.workflow.config import RunConfig, dump_config, load_config
+from tests.tiny import ROOT, TINY
 
-ROOT = Path(__file__).resolve().parents[2]
-TINY = [
-    "data.synth.n_instruments=40", "data.synth.n_members=20",
-    "data.synth.start=2016-01-01", "data.synth.end=2018-12-31",
-    "handler.start_time=2016-01-01", "handler.end_time=2018-12-31",
-    "handler.fit_start_time=2016-01-01", "handler.fit_end_time=2017-06-30",
-    "dataset.segments.train=[2016-01-01, 2017-06-30]",
-    "dataset.segments.valid=[2017-07-01, 2017-12-31]",
-    "dataset.segments.test=[2018-01-01, 2018-11-30]",
-    "dataset.step_len=5", "model.kwargs.hidden_size=8", "model.kwargs.n_epochs=1",
-    "model.kwargs.batch_size=256", "model.kwargs.verbose=false",
-    "records.portfolio_analysis.strategy.kwargs.topk=5",
-    "records.portfolio_analysis.strategy.kwargs.n_drop=1",
-    "records.portfolio_analysis.backtest.start_time=2018-01-01",
-    "records.portfolio_analysis.backtest.end_time=2018-11-30",
-    "tracking.enabled=false",
-]  # fmt: skip
+#: The pipeline tests' tiny market, one epoch per run.
+TINY_BENCH = [*TINY, "model.kwargs.n_epochs=1"]
 VARIANTS = {
     "a": ["name=tiny_a"],
     "b": ["name=tiny_b", "model.kwargs.hidden_size=4"],
@@ -73,7 +59,7 @@ class InProcess(Executor):
 def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.mktemp("bench")
     for name, extra in VARIANTS.items():
-        config = load_config(ROOT / "configs" / "demo.yaml", TINY + extra)
+        config = load_config(ROOT / "configs" / "demo.yaml", TINY_BENCH + extra)
         (base / f"{name}.yaml").write_text(dump_config(config))
     return base
 

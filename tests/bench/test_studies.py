@@ -25,7 +25,7 @@ from alstm.bench.study_early_stop import QLIB_NOTE, parse_setting, study_early_s
 from alstm.cli import app
 from alstm.model.net import HEADS, ALSTMNet
 from alstm.workflow.config import dump_config, load_config
-from tests.workflow.test_pipeline import ROOT, TINY
+from tests.tiny import ROOT, TINY
 
 #: The pipeline test's tiny market, 2 epochs, no backtest (the studies read signal metrics).
 STUDY = [*TINY, "model.kwargs.n_epochs=2", "records.portfolio_analysis=null"]
