@@ -54,7 +54,6 @@ __all__ = [
     "apply_ufunc",
     "ewm_mean",
     "gather",
-    "in_ranges",
     "rolling_corr",
     "rolling_count",
     "rolling_cov",
@@ -148,7 +147,7 @@ def _run(
     """``out`` (a new [T, N] array when None) filled by ``kernel(x, *args, out, j0, j1)`` over
     column ranges j0:j1, run in parallel on ``numba.get_num_threads()`` threads."""
     out = _result(out, x.shape, dtype)
-    in_ranges(lambda a, b: kernel(x, *args, out, a, b), x.shape[1])
+    _in_ranges(lambda a, b: kernel(x, *args, out, a, b), x.shape[1])
     return out
 
 
@@ -164,7 +163,7 @@ def _result(out: np.ndarray | None, shape: tuple[int, ...], dtype: Any) -> np.nd
     return out
 
 
-def in_ranges(call: Callable[[int, int], Any], n: int) -> None:
+def _in_ranges(call: Callable[[int, int], Any], n: int) -> None:
     """``call(a, b)`` over ranges a:b covering 0:n, in parallel on the kernels' threads (the
     callee must release the GIL: a compiled kernel or a numpy ufunc)."""
     ranges = min(n, _RANGES_PER_THREAD * numba.get_num_threads())
@@ -1159,7 +1158,7 @@ def apply_ufunc(ufunc: np.ufunc, args: list[Any], out: np.ndarray) -> np.ndarray
         with np.errstate(all="ignore"):  # per thread: numpy's error state is thread-local
             ufunc(*(v[a:b] if isinstance(v, np.ndarray) else v for v in args), out=out[a:b])
 
-    in_ranges(rows, out.shape[0])
+    _in_ranges(rows, out.shape[0])
     return out
 
 
@@ -1176,5 +1175,5 @@ def gather(src: np.ndarray, flat: np.ndarray, out: np.ndarray) -> np.ndarray:
     dtype; returns ``out``."""
     if src.ndim != 1 or flat.shape != out.shape or flat.dtype != np.int64:
         raise ValueError("gather needs a 1-D src and int64 flat indices shaped like out")
-    in_ranges(lambda a, b: _gather_nb(src, flat, out, a, b), len(flat))
+    _in_ranges(lambda a, b: _gather_nb(src, flat, out, a, b), len(flat))
     return out
