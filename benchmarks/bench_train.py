@@ -11,14 +11,15 @@ Two configurations (SPEC §7–8), batch 800, hidden 64, 2 GRU layers, Adam 1e-3
 Data: 300 instruments × (2000 train + 500 valid + 800 test) dates ≈ 600k / 150k / 240k samples
 (``--scale`` shrinks the date counts; times are then extrapolated to full size, linear in the
 sample count, and the output says so). Each side runs ``--epochs`` epochs (early stopping off)
-in its own process with ``--threads`` torch threads; an epoch is one training pass plus Qlib's
-two evaluation passes (train and valid). Epoch seconds are the fastest epoch's (the one least
-disturbed by other load on the machine; the mean is reported too). Memory is the peak summed RSS
-of the process tree (DataLoader workers included). Prints a table, then one JSON object as the
-last line.
+in its own process with ``--threads`` torch threads (alstm splits each training batch over them,
+``batch_threads``, unless ``--batch-threads`` says otherwise); an epoch is one training pass
+plus Qlib's two evaluation passes (train and valid). Epoch seconds are the fastest epoch's (the
+one least disturbed by other load on the machine; the mean is reported too). Memory is the peak
+summed RSS of the process tree (DataLoader workers included). Prints a table, then one JSON
+object as the last line.
 
     python benchmarks/bench_train.py [--configs flat ts] [--epochs 2] [--scale 1.0]
-        [--threads 2] [--device cpu|cuda] [--qlib-workers 2]
+        [--threads 2] [--device cpu|cuda] [--qlib-workers 2] [--batch-threads N]
 """
 
 from __future__ import annotations
@@ -86,7 +87,9 @@ def _index(dates: pd.DatetimeIndex, insts: list[str]) -> pd.MultiIndex:
 
 
 # -------------------------------------------------------------------------------- workers
-def alstm_worker(config: str, epochs: int, scale: float, threads: int, device: str) -> dict:
+def alstm_worker(
+    config: str, epochs: int, scale: float, threads: int, device: str, batch_threads: int
+) -> dict:
     """Fit alstm's ALSTM for ``epochs`` epochs; time the passes and the test prediction."""
     import torch
 
@@ -126,7 +129,8 @@ def alstm_worker(config: str, epochs: int, scale: float, threads: int, device: s
         setattr(alstm_module, name, _timed(getattr(alstm_module, name), epochs_log, key))
     d_feat = FLAT[0] if config == "flat" else 20
     model = ALSTM(d_feat=d_feat, n_epochs=epochs, early_stop=epochs + 1, seed=0, device=device,
-                  n_threads=threads, verbose=False, **HYPER)  # fmt: skip
+                  n_threads=threads, batch_threads=batch_threads, verbose=False,
+                  **HYPER)  # fmt: skip
     ds = Dataset()
     model.fit(ds)
     t0 = time.perf_counter()
@@ -240,7 +244,15 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="cpu")
     p.add_argument("--qlib-workers", type=int, default=2)
+    p.add_argument(
+        "--batch-threads",
+        type=int,
+        default=None,
+        help="alstm's batch_threads (default: --threads on the CPU, 1 on a GPU)",
+    )
     args = p.parse_args()
+    if args.batch_threads is None:
+        args.batch_threads = args.threads if args.device == "cpu" else 1
     threads = str(args.threads)
     env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads,
            "NUMBA_NUM_THREADS": threads}  # fmt: skip
@@ -252,6 +264,7 @@ def main() -> None:
         "threads": args.threads,
         "epochs": args.epochs,
         "qlib_workers": args.qlib_workers,
+        "alstm_batch_threads": args.batch_threads,
     }
     if args.scale != 1.0:
         summary["extrapolated_from_scale"] = args.scale
@@ -261,7 +274,7 @@ def main() -> None:
     for config in args.configs:
         res = {}
         for side, python in (("alstm", sys.executable), ("qlib", str(QLIB_PYTHON))):
-            extra = [str(args.qlib_workers)] if side == "qlib" else []
+            extra = [str(args.qlib_workers if side == "qlib" else args.batch_threads)]
             cmd = [python, me, "--worker", side, config, *common, *extra]
             r = run_worker(cmd, env)
             for key in ("epoch_s", "train_pass_s", "eval_passes_s", "mean_epoch_s", "predict_s"):
@@ -290,9 +303,7 @@ if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
         side, config, epochs, scale, threads, device = sys.argv[2:8]
         args = (config, int(epochs), float(scale), int(threads), device)
-        if side == "alstm":
-            print(json.dumps(alstm_worker(*args)))
-        else:
-            print(json.dumps(qlib_worker(*args, int(sys.argv[8]))))
+        worker = alstm_worker if side == "alstm" else qlib_worker
+        print(json.dumps(worker(*args, int(sys.argv[8]))))
     else:
         main()

@@ -155,7 +155,7 @@ class _GRULayer(torch.autograd.Function):
         return dx, dw_ih, dw_hh, db_ih, db_hh
 
 
-@nb.njit(cache=True, boundscheck=False)
+@nb.njit(cache=True, boundscheck=False, nogil=True)
 def _step_backward(t, d_out, rz, n, rgh, out, dh, dgi, dgh, db):  # pragma: no cover - numba
     """Gate gradients of step ``t`` from ``g = dh + d_out[t]`` (the gradient reaching h_t):
     writes ``dgi``/``dgh`` ``[B, 3H]`` (r, z, n blocks), adds the column sums of dr, dz, dn and

@@ -6,18 +6,25 @@ import numpy as np
 import torch
 
 
+def masked_sse(
+    pred: torch.Tensor, label: torch.Tensor, weight: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Sum of ``weight · (pred − label)²`` over the entries with a finite label (scalar).
+    ``pred``, ``label``, ``weight``: ``[B]``."""
+    # where() rather than boolean indexing: no host sync on GPU, and the gradient of masked
+    # entries is exactly 0 (the NaN labels never reach the backward pass).
+    sq = torch.where(torch.isfinite(label), pred - label, 0.0).square()
+    if weight is not None:
+        sq = sq * weight
+    return sq.sum()
+
+
 def masked_mse(
     pred: torch.Tensor, label: torch.Tensor, weight: torch.Tensor | None = None
 ) -> torch.Tensor:
     """Mean of ``weight · (pred − label)²`` over the entries with a finite label (scalar; NaN when
     there is none). ``pred``, ``label``, ``weight``: ``[B]``."""
-    mask = torch.isfinite(label)
-    # where() rather than boolean indexing: no host sync on GPU, and the gradient of masked
-    # entries is exactly 0 (the NaN labels never reach the backward pass).
-    sq = torch.where(mask, pred - label, 0.0).square()
-    if weight is not None:
-        sq = sq * weight
-    return sq.sum() / mask.sum()
+    return masked_sse(pred, label, weight) / torch.isfinite(label).sum()
 
 
 def mean_daily_ic(pred: np.ndarray, label: np.ndarray, dates: np.ndarray) -> float:

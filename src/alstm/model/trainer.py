@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -11,7 +13,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from alstm.model.metrics import masked_mse, mean_daily_ic
+from alstm.model.metrics import masked_mse, masked_sse, mean_daily_ic
 from alstm.model.protocols import SampleSet
 
 CLIP_VALUE = 3.0  # Qlib clips every gradient element to [-3, 3] (by value, not by norm)
@@ -69,23 +71,91 @@ def train_epoch(
     order: np.ndarray,
     weight: np.ndarray | None = None,
     tick: Tick | None = None,
+    parts: int = 1,
 ) -> float:
     """One pass of optimizer steps over ``order`` (last partial batch dropped, as Qlib); returns
-    the mean batch loss. ``weight``: ``[N]`` per-sample loss weights by position, or None."""
+    the mean batch loss. ``weight``: ``[N]`` per-sample loss weights by position, or None.
+    ``parts`` > 1: each batch's gradient is computed by ``BatchSplit`` (see there)."""
     net.train()
     params = [p for p in net.parameters() if p.requires_grad]
     losses = []
-    for rows, x, y in batches.iterate(order, drop_last=True):
-        w = None if weight is None else torch.from_numpy(weight[rows]).to(batches.device)
-        loss = masked_mse(net(x), y, w)
-        optimizer.zero_grad()
-        loss.backward()
-        nn.utils.clip_grad_value_(params, CLIP_VALUE)
-        optimizer.step()
-        losses.append(loss.detach())
-        if tick:
-            tick()
+    with BatchSplit(parts) as split:
+        for rows, x, y in batches.iterate(order, drop_last=True):
+            w = None if weight is None else torch.from_numpy(weight[rows]).to(batches.device)
+            optimizer.zero_grad()
+            losses.append(split.backward(net, params, x, y, w))
+            nn.utils.clip_grad_value_(params, CLIP_VALUE)
+            optimizer.step()
+            if tick:
+                tick()
     return _mean(losses)
+
+
+class BatchSplit:
+    """The masked-MSE loss of a batch and its gradients (left in each parameter's ``.grad``),
+    computed whole or, with ``parts`` > 1, as ``parts`` row slices whose forward and backward
+    passes run at once on as many threads, each with one torch thread.
+
+    Why: on a 2-core CPU, torch's intra-op threads barely speed up a GRU step on a batch of 800
+    (its products are small and run one time step after another), while two independent
+    half-batches keep both cores busy (measured: 190 → 126 ms per step at T = 60, d_feat = 6).
+    Each slice's loss is its masked sum of squares over the whole batch's count of finite
+    labels, so the slices' gradients add up to the batch's; they are added in slice order, which
+    makes a split run reproducible. It equals an unsplit run up to float rounding only.
+    Dropout masks would be drawn from one generator by racing threads, so a split needs
+    dropout 0 (``ALSTM`` checks this).
+    """
+
+    def __init__(self, parts: int = 1) -> None:
+        self.parts = parts
+        self._pool: ThreadPoolExecutor | None = None
+        self._threads = 0
+
+    def __enter__(self) -> BatchSplit:
+        if self.parts > 1:
+            self._threads = torch.get_num_threads()
+            torch.set_num_threads(1)  # before the pool starts: new threads inherit it
+            self._pool = ThreadPoolExecutor(self.parts, thread_name_prefix="alstm-batch")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+            torch.set_num_threads(self._threads)
+
+    def backward(
+        self,
+        net: nn.Module,
+        params: list[torch.Tensor],
+        x: torch.Tensor,
+        y: torch.Tensor,
+        w: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """Loss (detached scalar) of ``net(x)`` against ``y`` (weights ``w``); accumulates its
+        gradient into ``params``' ``.grad``."""
+        if self._pool is None:
+            loss = masked_mse(net(x), y, w)
+            loss.backward()
+            return loss.detach()
+        count = torch.isfinite(y).sum()
+
+        def part(rows: slice) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+            loss = masked_sse(net(x[rows]), y[rows], None if w is None else w[rows]) / count
+            return loss.detach(), torch.autograd.grad(loss, params)
+
+        bounds = np.linspace(0, len(y), self.parts + 1).astype(int)
+        slices = [slice(lo, hi) for lo, hi in itertools.pairwise(bounds)]
+        results = list(self._pool.map(part, slices))
+        for i, param in enumerate(params):
+            grad = results[0][1][i]
+            for _, grads in results[1:]:
+                grad = grad + grads[i]
+            param.grad = grad if param.grad is None else param.grad + grad
+        loss = results[0][0]
+        for part_loss, _ in results[1:]:
+            loss = loss + part_loss
+        return loss
 
 
 @torch.no_grad()
