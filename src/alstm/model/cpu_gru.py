@@ -25,6 +25,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from alstm.model.activations import tanh_
+
 Linear = Callable[..., torch.Tensor]
 
 
@@ -99,15 +101,9 @@ def _layer_forward(
         gh = _LINEAR(out[t], w_hh, b_hh)
         rz = torch.add(gi[:, :h2], gh[:, :h2], out=saved[0][t] if keep else None).sigmoid_()
         rgh = torch.mul(rz[:, :hidden], gh[:, h2:], out=saved[2][t] if keep else None)
-        n = _tanh_(torch.add(gi[:, h2:], rgh, out=saved[1][t] if keep else None))
+        n = tanh_(torch.add(gi[:, h2:], rgh, out=saved[1][t] if keep else None))
         torch.addcmul(n, rz[:, hidden:], out[t] - n, out=out[t + 1])
     return (out, *saved)
-
-
-def _tanh_(a: torch.Tensor) -> torch.Tensor:
-    """``a ← tanh(a)`` as ``2σ(2a) − 1`` (within 2e-7 of ``torch.tanh``): torch's CPU tanh is
-    not vectorized on some builds and is then ~10× slower than its sigmoid."""
-    return a.mul_(2).sigmoid_().mul_(2).sub_(1)
 
 
 class _GRULayer(torch.autograd.Function):

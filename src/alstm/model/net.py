@@ -7,6 +7,7 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
+from alstm.model.activations import tanh
 from alstm.model.cpu_gru import cpu_gru_applies, gru_forward
 
 RNN_TYPES = ("GRU", "LSTM")
@@ -66,7 +67,7 @@ class ALSTMNet(nn.Module):
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Scores ``[B]`` for features ``x`` ``[B, T, d_feat]`` (with attention weights ``[B, T]``,
         summing to 1 over time, when ``return_attention``)."""
-        z = torch.tanh(self.input_proj(x.transpose(0, 1)))  # [T, B, h]
+        z = tanh(self.input_proj(x.transpose(0, 1)))  # [T, B, h]
         if cpu_gru_applies(self.rnn, z):
             out = gru_forward(self.rnn, z)
         else:
@@ -79,7 +80,7 @@ class ALSTMNet(nn.Module):
             weights[:, -1] = 1.0
             return score, weights
         weights = torch.softmax(
-            self.att_score(torch.tanh(self.att_dropout(self.att_hidden(out)))), dim=0
+            self.att_score(tanh(self.att_dropout(self.att_hidden(out)))), dim=0
         )  # [T, B, 1]
         pooled = (out * weights).sum(dim=0)
         features = torch.cat((out[-1], pooled), dim=1) if self.head_type == "both" else pooled
