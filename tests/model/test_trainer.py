@@ -1,4 +1,5 @@
-"""The training loop's batch split: the same gradients as a whole batch, reproducibly."""
+"""The training loop: the batch split (same gradients as a whole batch, reproducibly) and grouped
+scoring (same scores as batch by batch)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from alstm.model import ALSTM
+from alstm.model import ALSTM, trainer
 from alstm.model.net import ALSTMNet
-from alstm.model.trainer import BatchSplit
+from alstm.model.trainer import Batches, BatchSplit, evaluate, predict
 from tests.model.conftest import FAST, FakeDataset
 
 
@@ -65,3 +66,24 @@ def test_batch_threads_is_checked(dataset: FakeDataset) -> None:
         ALSTM(**FAST, batch_threads=0).fit(dataset)
     with pytest.raises(ValueError, match=r"batch_threads=2 needs dropout=0 \(got 0\.1\)"):
         ALSTM(**{**FAST, "dropout": 0.1}, batch_threads=2).fit(dataset)
+
+
+@pytest.mark.parametrize("metric", ["loss", "ic"])
+def test_grouped_scoring_equals_batch_by_batch(
+    dataset: FakeDataset, metric: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    torch.manual_seed(0)
+    net = ALSTMNet(d_feat=3, hidden_size=8, num_layers=2)
+    samples = dataset.sets["train"]  # 720 samples: 7 batches of 100 and a partial one
+    batches = Batches(samples, "train", 100, torch.device("cpu"))
+    ticks: list[int] = []
+    grouped = evaluate(net, batches, metric, lambda: ticks.append(1)), predict(net, batches)
+    assert len(ticks) == 7  # one per scored batch, the partial one dropped
+    monkeypatch.setattr(trainer, "SCORE_ROWS", 1)  # one batch per forward pass
+    single = evaluate(net, batches, metric), predict(net, batches)
+    # equal up to the matrix products' rounding (bit for bit at the benchmarks' sizes)
+    assert grouped[0] == pytest.approx(single[0], rel=1e-6)
+    assert np.allclose(grouped[1], single[1], rtol=0, atol=1e-6)
+    with torch.no_grad():
+        by_hand = net(torch.from_numpy(samples.x)).numpy()
+    assert len(grouped[1]) == 720 and np.allclose(grouped[1], by_hand, atol=1e-6)

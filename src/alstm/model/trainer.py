@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import numpy as np
@@ -165,15 +165,12 @@ def evaluate(net: nn.Module, batches: Batches, metric: str, tick: Tick | None = 
     net.eval()
     order = np.arange(len(batches.samples))
     scores, preds, labels = [], [], []
-    for _, x, y in batches.iterate(order, drop_last=True):
-        pred = net(x)
+    for pred, y in _scored(net, batches, order, True, tick):
         if metric == "ic":
             preds.append(pred.cpu().numpy())
             labels.append(y.cpu().numpy())
         else:
             scores.append(-masked_mse(pred, y))
-        if tick:
-            tick()
     if metric != "ic":
         return _mean(scores)
     if not preds:
@@ -186,12 +183,31 @@ def evaluate(net: nn.Module, batches: Batches, metric: str, tick: Tick | None = 
 def predict(net: nn.Module, batches: Batches, tick: Tick | None = None) -> np.ndarray:
     """Scores ``float32 [N]`` of every sample, in sample order."""
     net.eval()
-    out = []
-    for _, x, _ in batches.iterate(np.arange(len(batches.samples)), drop_last=False):
-        out.append(net(x).cpu().numpy())
-        if tick:
-            tick()
+    order = np.arange(len(batches.samples))
+    out = [pred.cpu().numpy() for pred, _ in _scored(net, batches, order, False, tick)]
     return np.concatenate(out) if out else np.empty(0, np.float32)
+
+
+#: Rows per forward pass when scoring (whole batches, at least one): larger products run faster
+#: (an Alpha360 batch of 800 scored in 34 instead of 40 ms when paired with the next). Rows do
+#: not interact, so scores equal batch-by-batch ones up to the products' rounding (bit for bit
+#: at hidden 64 and batch 800, both benchmark shapes).
+SCORE_ROWS = 1600
+
+
+def _scored(
+    net: nn.Module, batches: Batches, order: np.ndarray, drop_last: bool, tick: Tick | None
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """``(scores, labels)`` of each batch over ``order``, the forward pass run on groups of
+    consecutive batches."""
+    size = batches.batch_size
+    grouped = replace(batches, batch_size=size * max(1, SCORE_ROWS // size))
+    for _, x, y in grouped.iterate(order[: batches.count(len(order), drop_last) * size], False):
+        pred = net(x)
+        for lo in range(0, len(y), size):
+            yield pred[lo : lo + size], y[lo : lo + size]
+            if tick:
+                tick()
 
 
 def attention(net: nn.Module, batches: Batches, rows: np.ndarray) -> np.ndarray:
