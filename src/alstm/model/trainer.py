@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
+import operator
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -146,16 +148,11 @@ class BatchSplit:
 
         bounds = np.linspace(0, len(y), self.parts + 1).astype(int)
         slices = [slice(lo, hi) for lo, hi in itertools.pairwise(bounds)]
-        results = list(self._pool.map(part, slices))
-        for i, param in enumerate(params):
-            grad = results[0][1][i]
-            for _, grads in results[1:]:
-                grad = grad + grads[i]
+        losses, grads = zip(*self._pool.map(part, slices), strict=True)
+        for param, *per_slice in zip(params, *grads, strict=True):
+            grad = functools.reduce(operator.add, per_slice)  # in slice order
             param.grad = grad if param.grad is None else param.grad + grad
-        loss = results[0][0]
-        for part_loss, _ in results[1:]:
-            loss = loss + part_loss
-        return loss
+        return functools.reduce(operator.add, losses)
 
 
 @torch.no_grad()
