@@ -9,8 +9,12 @@ import pandas as pd
 import pytest
 
 from alstm.data.panel import Panel
+from alstm.features.alpha158 import alpha158
+from alstm.features.alpha360 import alpha360
 from alstm.features.engine import compile_expression, evaluate
+from alstm.features.factors import LABEL
 from alstm.features.parser import ExpressionError
+from tests.features.conftest import make_panel
 
 S = pd.Series
 START, END = "2020-02-10", "2020-07-01"
@@ -107,6 +111,17 @@ def test_rows_follow_spans_and_membership(panel: Panel) -> None:
     assert frame["c"].isna().sum() > 0  # suspended member days stay as NaN rows
     everyone = evaluate(panel, {"c": "$close"}, START, END, None)
     assert len(everyone) > len(frame)
+
+
+def test_rows_outside_the_market_change_nothing() -> None:
+    """Columns are computed only around the market's rows (and reordered for that): every factor
+    equals the same factor computed on every stored row."""
+    panel = make_panel(seed=3, T=260)
+    exprs = {**alpha158(), **{f"a{i}": e for i, e in enumerate(alpha360().values())}}
+    exprs.update(LABEL, ema="EMA($close, 12)/$close", exp="Mean($close, 0)/$close")
+    market = evaluate(panel, exprs, "2020-03-02", END, "mkt")
+    everywhere = evaluate(panel, exprs, "2020-03-02", END).loc[market.index]
+    np.testing.assert_array_equal(market.to_numpy(), everywhere.to_numpy())
 
 
 @pytest.mark.parametrize(

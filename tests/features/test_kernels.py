@@ -265,6 +265,33 @@ def test_results_do_not_depend_on_the_thread_count() -> None:
     np.testing.assert_array_equal(results[1][0][:, N : 2 * N], results[1][0][:, :N])
 
 
+@pytest.mark.parametrize("d", [1, 5, 20, 0])
+def test_stop_keeps_the_needed_rows_exact(d: int) -> None:
+    """With ``stop``, rows start..stop-1 equal the full result, whatever the range partition and
+    whatever the unneeded rows of the operand hold."""
+    wide, start = np.tile(X, (1, 5)), np.tile(START, 5)
+    stop = np.random.default_rng(4).integers(0, T + 1, wide.shape[1])
+    noisy = wide.copy()
+    rows = np.arange(T)[:, None]
+    noisy[rows >= stop] = 1e30  # garbage where nothing is needed
+    needed = (rows >= start) & (rows < stop)
+    kernels = [kernel for kernel, _ in ROLLING.values()] + [
+        lambda x, d, s, **kw: K.rolling_corr(x, np.sqrt(np.abs(x) + 1.0), d, s, **kw),
+        lambda x, d, s, **kw: K.rolling_quantile(x, d, 0.2, s, **kw),
+    ]
+    for kernel in kernels:
+        want = kernel(wide, d, start)
+        got = kernel(noisy, d, start, stop=stop)
+        np.testing.assert_array_equal(got[needed], want[needed], err_msg=str(kernel))
+    for n in (3, -2):  # a shift reads rows ahead: it is exact up to stop - max(-n, 0)
+        ahead = np.clip(stop - max(-n, 0), 0, None)
+        exact = (rows >= start) & (rows < ahead)
+        got = K.shift(np.where(rows < stop, wide, np.float32(1e30)), n, start, stop=stop)
+        np.testing.assert_array_equal(got[exact], K.shift(wide, n, start)[exact])
+    with pytest.raises(ValueError, match="stop"):
+        K.rolling_mean(X, 5, START, stop=np.zeros(N - 1, np.int64))
+
+
 def test_boolean_input_is_read_as_zero_one() -> None:
     up = X > K.shift(X, 1, START)  # NaN compares False: Qlib's Mean(C > Ref(C, 1), d) counts it 0
     want = _reference(up.astype(np.float64), START, lambda s: s.rolling(5, min_periods=1).mean())
@@ -305,8 +332,13 @@ def test_gather_equals_take_then_astype() -> None:
     with np.errstate(over="ignore"):
         want = src[flat].astype(np.float32)
     np.testing.assert_array_equal(K.gather(src, flat, out), want)
-    with pytest.raises(ValueError, match="int64"):
-        K.gather(src, flat.astype(np.int32), out)
+    pos = rng.permutation(3000).astype(np.int32)  # out[pos] = src[flat]
+    got = K.gather(src, flat.astype(np.int32), np.empty(3000, np.float32), pos)
+    np.testing.assert_array_equal(got[pos], want)
+    with pytest.raises(ValueError, match="int32 or int64"):
+        K.gather(src, flat.astype(np.float64), out)
+    with pytest.raises(ValueError, match="as many indices"):
+        K.gather(src, flat, out, pos[:10])
 
 
 @pytest.mark.parametrize("ufunc", [np.add, np.divide, np.log, np.maximum])

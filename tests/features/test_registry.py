@@ -3,6 +3,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from alstm.data.panel import Panel
@@ -39,6 +40,26 @@ def test_user_operator_is_usable_in_expressions(panel: Panel, cleanup: None) -> 
     got = evaluate(panel, {"r": "Ret($close, 2)"}, "2020-03-02", "2020-04-01")["r"]
     ref = evaluate(panel, {"r": "$close/Ref($close, 2)-1"}, "2020-03-02", "2020-04-01")["r"]
     np.testing.assert_array_equal(got.to_numpy(), ref.to_numpy())
+
+
+def test_non_local_operator_gets_operands_valid_on_every_row(panel: Panel, cleanup: None) -> None:
+    """The engine computes a local operator's operands only around the market's rows; an operator
+    that is not declared local reads whole columns, so its operands are computed everywhere."""
+
+    @register_operator("Last", "x")  # the column's last stored value, on every row
+    def last(ctx, x):  # type: ignore[no-untyped-def]
+        values = np.full(ctx.shape, np.nan)
+        for j in range(ctx.shape[1]):
+            ok = np.flatnonzero(~np.isnan(x[:, j]))
+            values[:, j] = x[ok[-1], j] if len(ok) else np.nan
+        return values
+
+    got = evaluate(panel, {"x": "Last(Mean($close, 5))"}, "2020-03-02", "2020-04-01", "mkt")["x"]
+    for sym, value in got.groupby(level="instrument"):
+        j = panel.instruments.index(sym)
+        close = pd.Series(panel["close"][panel.first[j] :, j], dtype=float)
+        want = close.rolling(5, min_periods=1).mean().dropna().iloc[-1]
+        np.testing.assert_allclose(value.to_numpy(), np.float32(want), rtol=1e-6)
 
 
 def test_builtin_cannot_be_shadowed(cleanup: None) -> None:

@@ -139,12 +139,15 @@ class _Buffers:
 class _Evaluator:
     """Evaluates trees over one panel, sharing sub-expressions between them."""
 
-    def __init__(self, panel: Panel, exprs: list[Expr], lo: list[int]) -> None:
+    def __init__(
+        self, panel: Panel, roots: list[tuple[Node, int]], begin: np.ndarray, stop: np.ndarray
+    ) -> None:
         self.panel = panel
         self.base_start = np.where(panel.first >= 0, panel.first, panel.shape[0]).astype(np.int64)
         self.uses: Counter[tuple[str, int | None]] = Counter()
-        for e, lo_e in zip(exprs, lo, strict=True):
-            self._count(e.root, lo_e)
+        for node, lo in roots:
+            self._count(node, lo)
+        self.rows = self._plan_rows(roots, begin, stop)
         self.memo: dict[tuple[str, int | None], tuple[Any, bool]] = {}
         self.buffers = _Buffers(panel.shape)
 
@@ -160,6 +163,59 @@ class _Evaluator:
             if self.uses[key] == 1:
                 for a in node.args:
                     self._count(a, lo)
+
+    def _plan_rows(
+        self, roots: list[tuple[Node, int]], begin: np.ndarray, stop: np.ndarray
+    ) -> dict[tuple[str, int | None], tuple[np.ndarray, np.ndarray | None]]:
+        """``(ctx.start, ctx.stop)`` of every call, so that each is computed only on the rows its
+        consumers read: the roots need rows ``begin[j] .. stop[j] − 1`` of column ``j`` (none
+        where ``begin >= stop``), and a local operator needs its operands on its own needed rows
+        widened by its window extension. Non-local operators get every row of their operands."""
+        T, N = self.panel.shape
+        calls: dict[tuple[str, int | None], tuple[Call, int]] = {}
+        order: list[tuple[str, int | None]] = []  # children before parents
+
+        def visit(node: Node, lo: int) -> None:
+            key = self._key(node, lo) if isinstance(node, Call) else None
+            if key is None or key in calls:
+                return
+            calls[key] = (node, lo)  # type: ignore[assignment]
+            for arg in node.args:  # type: ignore[union-attr]
+                visit(arg, lo)
+            order.append(key)
+
+        for node, lo in roots:
+            visit(node, lo)
+        need: dict[tuple[str, int | None], tuple[np.ndarray, np.ndarray]] = {}
+
+        def widen(key: tuple[str, int | None], b: np.ndarray, e: np.ndarray) -> None:
+            old = need.get(key)
+            need[key] = (b, e) if old is None else (np.minimum(old[0], b), np.maximum(old[1], e))
+
+        for node, lo in roots:
+            if isinstance(node, Call):
+                widen(self._key(node, lo), begin, stop)
+        plan = {}
+        for key in reversed(order):
+            node, lo = calls[key]
+            op = get_operator(node.op)
+            b, e = need.pop(key)
+            if not op.local:
+                start = np.maximum(self.base_start, lo) if key[1] is not None else self.base_start
+                ctx_stop = None
+                child = (start, np.full(N, T, dtype=np.int64))
+            else:
+                left, right = op.extent(_window_args(node))
+                first = np.maximum(self.base_start, lo) if key[1] is not None else b - left
+                empty = b >= e
+                start = np.where(empty, T, np.maximum(self.base_start, first))
+                ctx_stop = np.where(empty, 0, np.minimum(e + right, T))
+                child = (start, ctx_stop)
+            plan[key] = (start, ctx_stop)
+            for kind, arg in zip(op.signature, node.args, strict=True):
+                if kind == "x" and isinstance(arg, Call):
+                    widen(self._key(arg, lo), *child)
+        return plan
 
     def evaluate(self, node: Node, lo: int) -> tuple[Any, bool]:
         """``(value, owned)`` of ``node`` with loading starting at panel row ``lo``; hand an owned
@@ -201,8 +257,8 @@ class _Evaluator:
             value = kernels.apply_ufunc(ufunc, args, out)
             temporary = True
         else:
-            start = np.maximum(self.base_start, lo) if key[1] is not None else self.base_start
-            value = op.func(EvalContext(self.panel.shape, start, self.buffers.take), *args)
+            start, stop = self.rows[key]
+            value = op.func(EvalContext(self.panel.shape, start, self.buffers.take, stop), *args)
             # An operator may hand back an operand or a view of one: that is not a temporary.
             temporary = (
                 isinstance(value, np.ndarray)
@@ -312,11 +368,28 @@ def evaluate(
         [cal[s : e + 1][t_idx], np.asarray(panel.instruments, dtype=object)[n_idx]],
         names=["datetime", "instrument"],
     )
+    # Each column is computed only around its output rows. Columns with similar rows go next to
+    # each other, so that the kernels' column ranges share their row spans.
+    has = rows.any(axis=0)
+    begin = np.where(has, s + rows.argmax(axis=0), panel.shape[0]).astype(np.int64)
+    stop = np.where(has, s + len(rows) - rows[::-1].argmax(axis=0), 0).astype(np.int64)
+    order = np.lexsort((stop, begin))
+    used = set().union(*(c.fields for c in compiled.values()))
+    panel = Panel(
+        cal,
+        tuple(np.asarray(panel.instruments, dtype=object)[order]),
+        {f: np.take(panel[f], order, axis=1) for f in used},
+        panel.first[order],
+        panel.last[order],
+    )
     los = [max(s - c.left, 0) for c in compiled.values()]
-    ev = _Evaluator(panel, list(compiled.values()), los)
-    flat = ((t_idx + s) * panel.shape[1] + n_idx).astype(np.int64)
-    out = np.empty((len(t_idx), len(compiled)), dtype=np.float32, order="F")
     roots = [(c.root, lo) for c, lo in zip(compiled.values(), los, strict=True)]
+    ev = _Evaluator(panel, roots, begin[order], stop[order])
+    flat = (t_idx + s) * panel.shape[1] + np.argsort(order)[n_idx]
+    pos = np.argsort(flat)  # copy each result out in the order of its rows in memory
+    index_type = np.int32 if panel.shape[0] * panel.shape[1] < 2**31 else np.int64
+    flat, pos = flat[pos].astype(index_type), pos.astype(index_type)
+    out = np.empty((len(t_idx), len(compiled)), dtype=np.float32, order="F")
     for j in _schedule(ev, roots):
         value, owned = ev.evaluate(*roots[j])
         value = np.asarray(value)
@@ -326,7 +399,7 @@ def evaluate(
             continue
         if value.dtype not in (np.float32, np.float64):
             value = value.astype(np.float64)  # booleans become 0/1
-        kernels.gather(value.reshape(-1), flat, out[:, j])  # float64 → float32 as in Qlib
+        kernels.gather(value.reshape(-1), flat, out[:, j], pos)  # float64 → float32 as in Qlib
         if owned:
             ev.release(value)
     return pd.DataFrame(out, index=index, columns=list(compiled), copy=False)

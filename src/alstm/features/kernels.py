@@ -10,6 +10,11 @@ Contract shared by every public function:
   (``start[j] >= T``: the column never exists). Rows before it do not exist: the output is NaN there
   and no window reaches before it. NaN values from ``start[j]`` on (suspended days) are rows of the
   series and occupy window slots.
+- ``stop=`` (optional, ``int64 [N]``) says that only rows before ``stop[j]`` of column ``j`` are
+  needed. The result is then exact on rows ``start[j] .. stop[j] - 1`` only, computed as if the
+  series ended at some row at or after ``stop[j]``; every other row is left unspecified (not even
+  NaN). The factor engine passes it so that each column is computed only where its output rows
+  need it.
 - A window ``d >= 1`` at row ``t`` covers rows ``max(start[j], t - d + 1) .. t``: partial windows at
   the start of a series, like pandas ``min_periods=1``. ``d == 0`` is the expanding window from
   ``start[j]``. A window without any non-NaN value gives NaN unless stated otherwise.
@@ -23,7 +28,8 @@ Each function equals, column by column, the pandas expression in its docstring e
 How it is computed:
 
 - The columns are split into ranges that run in parallel on a thread pool (the compiled kernels
-  release the GIL; ``numba.get_num_threads()`` threads). A kernel walks time row by row over its
+  release the GIL; ``numba.get_num_threads()`` threads). A range runs only on the rows from its
+  earliest start to its latest stop. A kernel walks time row by row over its
   range, reading each row contiguously, and keeps a small state per column; the columns are
   independent dependency chains that the CPU overlaps.
 - ``Var``/``Std`` (and the std behind the ``Rsquare``/``Corr`` masks) replay pandas' ``roll_var``
@@ -124,6 +130,16 @@ def _starts(start: np.ndarray, x: np.ndarray) -> np.ndarray:
     return start
 
 
+def _stops(stop: np.ndarray | None, x: np.ndarray) -> np.ndarray | None:
+    """stop as a contiguous int64 [N] array checked against x [T, N], or None."""
+    if stop is None:
+        return None
+    stop = np.ascontiguousarray(stop, dtype=np.int64)
+    if stop.shape != (x.shape[1],):
+        raise ValueError(f"stop has shape {stop.shape}, expected ({x.shape[1]},)")
+    return stop
+
+
 def _window(d: int) -> int:
     """A checked window length (0 = expanding)."""
     if d < 0:
@@ -139,15 +155,37 @@ def _pool() -> ThreadPoolExecutor:
 
 def _run(
     kernel: Callable[..., None],
-    x: np.ndarray,
-    *args: Any,
+    inputs: tuple[np.ndarray, ...],
+    param: Any,
+    start: np.ndarray,
+    *rest: Any,
+    stop: np.ndarray | None = None,
     dtype: Any = np.float64,
     out: np.ndarray | None = None,
 ) -> np.ndarray:
-    """``out`` (a new [T, N] array when None) filled by ``kernel(x, *args, out, j0, j1)`` over
-    column ranges j0:j1, run in parallel on ``numba.get_num_threads()`` threads."""
+    """``out`` (a new [T, N] array when None) filled by
+    ``kernel(*inputs, param, start, *rest, out, j0, j1)`` over column ranges j0:j1, run in
+    parallel on ``numba.get_num_threads()`` threads.
+
+    Each range runs on the rows from its earliest ``start`` to its latest ``stop`` only (row
+    slices of the arrays, ``start`` shifted to match): rows before every start of a range are NaN
+    anyway, and rows from every stop on are not needed.
+    """
+    x = inputs[0]
+    T = x.shape[0]
+    start, stop = _starts(start, x), _stops(stop, x)
     out = _result(out, x.shape, dtype)
-    _in_ranges(lambda a, b: kernel(x, *args, out, a, b), x.shape[1])
+
+    def call(a: int, b: int) -> None:
+        r0 = min(int(start[a:b].min()), T)
+        r1 = T if stop is None else max(min(int(stop[a:b].max()), T), r0)
+        if stop is None:
+            out[:r0, a:b] = np.nan
+        if r1 > r0:
+            sliced = tuple(v[r0:r1] for v in inputs)
+            kernel(*sliced, param, start - r0, *rest, out[r0:r1], a, b)
+
+    _in_ranges(call, x.shape[1])
     return out
 
 
@@ -305,26 +343,41 @@ def _sum_nb(x, d, start, mean, out, j0, j1):
 
 
 def rolling_sum(
-    x: np.ndarray, d: int, start: np.ndarray, *, out: np.ndarray | None = None
+    x: np.ndarray,
+    d: int,
+    start: np.ndarray,
+    *,
+    out: np.ndarray | None = None,
+    stop: np.ndarray | None = None,
 ) -> np.ndarray:
     """``r.sum()``."""
     x = _panel(x)
-    return _run(_sum_nb, x, _window(d), _starts(start, x), False, out=out)
+    return _run(_sum_nb, (x,), _window(d), start, False, stop=stop, out=out)
 
 
 def rolling_mean(
-    x: np.ndarray, d: int, start: np.ndarray, *, out: np.ndarray | None = None
+    x: np.ndarray,
+    d: int,
+    start: np.ndarray,
+    *,
+    out: np.ndarray | None = None,
+    stop: np.ndarray | None = None,
 ) -> np.ndarray:
     """``r.mean()``."""
     x = _panel(x)
-    return _run(_sum_nb, x, _window(d), _starts(start, x), True, out=out)
+    return _run(_sum_nb, (x,), _window(d), start, True, stop=stop, out=out)
 
 
 def rolling_count(
-    x: np.ndarray, d: int, start: np.ndarray, *, out: np.ndarray | None = None
+    x: np.ndarray,
+    d: int,
+    start: np.ndarray,
+    *,
+    out: np.ndarray | None = None,
+    stop: np.ndarray | None = None,
 ) -> np.ndarray:
     """``r.count()`` (0, not NaN, on an all-NaN window; ±inf counts as an observation)."""
-    return rolling_sum(~np.isnan(np.asarray(x)), d, start, out=out)
+    return rolling_sum(~np.isnan(np.asarray(x)), d, start, out=out, stop=stop)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -408,19 +461,29 @@ def _var_nb(x, d, start, take_sqrt, out, j0, j1):
 
 
 def rolling_var(
-    x: np.ndarray, d: int, start: np.ndarray, *, out: np.ndarray | None = None
+    x: np.ndarray,
+    d: int,
+    start: np.ndarray,
+    *,
+    out: np.ndarray | None = None,
+    stop: np.ndarray | None = None,
 ) -> np.ndarray:
     """``r.var()`` (ddof=1: NaN with one observation), bit-identical to pandas."""
     x = _panel(x)
-    return _run(_var_nb, x, _window(d), _starts(start, x), False, out=out)
+    return _run(_var_nb, (x,), _window(d), start, False, stop=stop, out=out)
 
 
 def rolling_std(
-    x: np.ndarray, d: int, start: np.ndarray, *, out: np.ndarray | None = None
+    x: np.ndarray,
+    d: int,
+    start: np.ndarray,
+    *,
+    out: np.ndarray | None = None,
+    stop: np.ndarray | None = None,
 ) -> np.ndarray:
     """``r.std()`` (ddof=1: NaN with one observation), bit-identical to pandas."""
     x = _panel(x)
-    return _run(_var_nb, x, _window(d), _starts(start, x), True, out=out)
+    return _run(_var_nb, (x,), _window(d), start, True, stop=stop, out=out)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -497,19 +560,29 @@ def _moments_nb(x, d, start, stat, out, j0, j1):
 
 
 def rolling_skew(
-    x: np.ndarray, d: int, start: np.ndarray, *, out: np.ndarray | None = None
+    x: np.ndarray,
+    d: int,
+    start: np.ndarray,
+    *,
+    out: np.ndarray | None = None,
+    stop: np.ndarray | None = None,
 ) -> np.ndarray:
     """``r.skew()`` (NaN below 3 observations and on a constant window)."""
     x = _panel(x)
-    return _run(_moments_nb, x, _window(d), _starts(start, x), _SKEW, out=out)
+    return _run(_moments_nb, (x,), _window(d), start, _SKEW, stop=stop, out=out)
 
 
 def rolling_kurt(
-    x: np.ndarray, d: int, start: np.ndarray, *, out: np.ndarray | None = None
+    x: np.ndarray,
+    d: int,
+    start: np.ndarray,
+    *,
+    out: np.ndarray | None = None,
+    stop: np.ndarray | None = None,
 ) -> np.ndarray:
     """``r.kurt()`` (NaN below 4 observations and on a constant window)."""
     x = _panel(x)
-    return _run(_moments_nb, x, _window(d), _starts(start, x), _KURT, out=out)
+    return _run(_moments_nb, (x,), _window(d), start, _KURT, stop=stop, out=out)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -616,35 +689,55 @@ def _regression_nb(x, d, start, stat, out, j0, j1):
 
 
 def rolling_slope(
-    x: np.ndarray, d: int, start: np.ndarray, *, out: np.ndarray | None = None
+    x: np.ndarray,
+    d: int,
+    start: np.ndarray,
+    *,
+    out: np.ndarray | None = None,
+    stop: np.ndarray | None = None,
 ) -> np.ndarray:
     """``r.apply(f, raw=True)``, f: OLS slope of the non-NaN values on their slot position."""
     x = _panel(x)
-    return _run(_regression_nb, x, _window(d), _starts(start, x), _SLOPE, out=out)
+    return _run(_regression_nb, (x,), _window(d), start, _SLOPE, stop=stop, out=out)
 
 
 def rolling_rsquare(
-    x: np.ndarray, d: int, start: np.ndarray, *, out: np.ndarray | None = None
+    x: np.ndarray,
+    d: int,
+    start: np.ndarray,
+    *,
+    out: np.ndarray | None = None,
+    stop: np.ndarray | None = None,
 ) -> np.ndarray:
     """``r.apply(f, raw=True)``, f: r² of (position, value); NaN where ``|r.std()| <= 2e-5``."""
     x = _panel(x)
-    return _run(_regression_nb, x, _window(d), _starts(start, x), _RSQUARE, out=out)
+    return _run(_regression_nb, (x,), _window(d), start, _RSQUARE, stop=stop, out=out)
 
 
 def rolling_resi(
-    x: np.ndarray, d: int, start: np.ndarray, *, out: np.ndarray | None = None
+    x: np.ndarray,
+    d: int,
+    start: np.ndarray,
+    *,
+    out: np.ndarray | None = None,
+    stop: np.ndarray | None = None,
 ) -> np.ndarray:
     """``r.apply(f, raw=True)``, f: residual of the newest value from the OLS line on position."""
     x = _panel(x)
-    return _run(_regression_nb, x, _window(d), _starts(start, x), _RESI, out=out)
+    return _run(_regression_nb, (x,), _window(d), start, _RESI, stop=stop, out=out)
 
 
 def rolling_wma(
-    x: np.ndarray, d: int, start: np.ndarray, *, out: np.ndarray | None = None
+    x: np.ndarray,
+    d: int,
+    start: np.ndarray,
+    *,
+    out: np.ndarray | None = None,
+    stop: np.ndarray | None = None,
 ) -> np.ndarray:
     """``r.apply(lambda a: np.nanmean(a * w), raw=True)``, ``w = arange(1, n+1) / sum(1..n)``."""
     x = _panel(x)
-    return _run(_regression_nb, x, _window(d), _starts(start, x), _WMA, out=out)
+    return _run(_regression_nb, (x,), _window(d), start, _WMA, stop=stop, out=out)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -766,26 +859,44 @@ def _pair_nb(x, y, d, start, stat, out, j0, j1):
 
 
 def _pair(
-    x: np.ndarray, y: np.ndarray, d: int, start: np.ndarray, stat: int, out: np.ndarray | None
+    x: np.ndarray,
+    y: np.ndarray,
+    d: int,
+    start: np.ndarray,
+    stat: int,
+    out: np.ndarray | None,
+    stop: np.ndarray | None,
 ) -> np.ndarray:
     x, y = _panel(x), _panel(y)
     if x.shape != y.shape:
         raise ValueError(f"x and y differ in shape: {x.shape} vs {y.shape}")
-    return _run(_pair_nb, x, y, _window(d), _starts(start, x), stat, out=out)
+    return _run(_pair_nb, (x, y), _window(d), start, stat, stop=stop, out=out)
 
 
 def rolling_cov(
-    x: np.ndarray, y: np.ndarray, d: int, start: np.ndarray, *, out: np.ndarray | None = None
+    x: np.ndarray,
+    y: np.ndarray,
+    d: int,
+    start: np.ndarray,
+    *,
+    out: np.ndarray | None = None,
+    stop: np.ndarray | None = None,
 ) -> np.ndarray:
     """``rx.cov(sy)`` (pairs where both are present, ddof=1)."""
-    return _pair(x, y, d, start, _COV, out)
+    return _pair(x, y, d, start, _COV, out, stop)
 
 
 def rolling_corr(
-    x: np.ndarray, y: np.ndarray, d: int, start: np.ndarray, *, out: np.ndarray | None = None
+    x: np.ndarray,
+    y: np.ndarray,
+    d: int,
+    start: np.ndarray,
+    *,
+    out: np.ndarray | None = None,
+    stop: np.ndarray | None = None,
 ) -> np.ndarray:
     """``rx.corr(sy)``, NaN where ``|rx.std()| <= 2e-5`` or ``|ry.std()| <= 2e-5`` (Qlib)."""
-    return _pair(x, y, d, start, _CORR, out)
+    return _pair(x, y, d, start, _CORR, out, stop)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -855,21 +966,32 @@ def _quantile_nb(x, d, start, q, out, j0, j1):
 
 
 def rolling_median(
-    x: np.ndarray, d: int, start: np.ndarray, *, out: np.ndarray | None = None
+    x: np.ndarray,
+    d: int,
+    start: np.ndarray,
+    *,
+    out: np.ndarray | None = None,
+    stop: np.ndarray | None = None,
 ) -> np.ndarray:
     """``r.median()``."""
     x = _panel(x)
-    return _run(_quantile_nb, x, _window(d), _starts(start, x), -1.0, out=out)
+    return _run(_quantile_nb, (x,), _window(d), start, -1.0, stop=stop, out=out)
 
 
 def rolling_quantile(
-    x: np.ndarray, d: int, q: float, start: np.ndarray, *, out: np.ndarray | None = None
+    x: np.ndarray,
+    d: int,
+    q: float,
+    start: np.ndarray,
+    *,
+    out: np.ndarray | None = None,
+    stop: np.ndarray | None = None,
 ) -> np.ndarray:
     """``r.quantile(q)`` (linear interpolation)."""
     if not 0.0 <= q <= 1.0:
         raise ValueError(f"quantile must be in [0, 1], got {q}")
     x = _panel(x)
-    return _run(_quantile_nb, x, _window(d), _starts(start, x), float(q), out=out)
+    return _run(_quantile_nb, (x,), _window(d), start, float(q), stop=stop, out=out)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -915,11 +1037,16 @@ def _rank_nb(x, d, start, out, j0, j1):
 
 
 def rolling_rank(
-    x: np.ndarray, d: int, start: np.ndarray, *, out: np.ndarray | None = None
+    x: np.ndarray,
+    d: int,
+    start: np.ndarray,
+    *,
+    out: np.ndarray | None = None,
+    stop: np.ndarray | None = None,
 ) -> np.ndarray:
     """``r.rank(method="average", pct=True)`` (NaN where today's value is NaN)."""
     x = _panel(x)
-    return _run(_rank_nb, x, _window(d), _starts(start, x), out=out)
+    return _run(_rank_nb, (x,), _window(d), start, stop=stop, out=out)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -996,38 +1123,63 @@ def _extreme_nb(x, d, start, stat, out, j0, j1):
 
 
 def _extreme(
-    x: np.ndarray, d: int, start: np.ndarray, stat: int, out: np.ndarray | None
+    x: np.ndarray,
+    d: int,
+    start: np.ndarray,
+    stat: int,
+    out: np.ndarray | None,
+    stop: np.ndarray | None,
 ) -> np.ndarray:
     x = _panel(x)
-    return _run(_extreme_nb, x, _window(d), _starts(start, x), stat, out=out)
+    return _run(_extreme_nb, (x,), _window(d), start, stat, stop=stop, out=out)
 
 
 def rolling_max(
-    x: np.ndarray, d: int, start: np.ndarray, *, out: np.ndarray | None = None
+    x: np.ndarray,
+    d: int,
+    start: np.ndarray,
+    *,
+    out: np.ndarray | None = None,
+    stop: np.ndarray | None = None,
 ) -> np.ndarray:
     """``r.max()``."""
-    return _extreme(x, d, start, _MAX, out)
+    return _extreme(x, d, start, _MAX, out, stop)
 
 
 def rolling_min(
-    x: np.ndarray, d: int, start: np.ndarray, *, out: np.ndarray | None = None
+    x: np.ndarray,
+    d: int,
+    start: np.ndarray,
+    *,
+    out: np.ndarray | None = None,
+    stop: np.ndarray | None = None,
 ) -> np.ndarray:
     """``r.min()``."""
-    return _extreme(x, d, start, _MIN, out)
+    return _extreme(x, d, start, _MIN, out, stop)
 
 
 def rolling_idxmax(
-    x: np.ndarray, d: int, start: np.ndarray, *, out: np.ndarray | None = None
+    x: np.ndarray,
+    d: int,
+    start: np.ndarray,
+    *,
+    out: np.ndarray | None = None,
+    stop: np.ndarray | None = None,
 ) -> np.ndarray:
     """``r.apply(lambda a: a.argmax() + 1, raw=True)`` (the first NaN slot wins, as in numpy)."""
-    return _extreme(x, d, start, _IDXMAX, out)
+    return _extreme(x, d, start, _IDXMAX, out, stop)
 
 
 def rolling_idxmin(
-    x: np.ndarray, d: int, start: np.ndarray, *, out: np.ndarray | None = None
+    x: np.ndarray,
+    d: int,
+    start: np.ndarray,
+    *,
+    out: np.ndarray | None = None,
+    stop: np.ndarray | None = None,
 ) -> np.ndarray:
     """``r.apply(lambda a: a.argmin() + 1, raw=True)`` (the first NaN slot wins, as in numpy)."""
-    return _extreme(x, d, start, _IDXMIN, out)
+    return _extreme(x, d, start, _IDXMIN, out, stop)
 
 
 @_kernel
@@ -1066,11 +1218,16 @@ def _mad_nb(x, d, start, out, j0, j1):
 
 
 def rolling_mad(
-    x: np.ndarray, d: int, start: np.ndarray, *, out: np.ndarray | None = None
+    x: np.ndarray,
+    d: int,
+    start: np.ndarray,
+    *,
+    out: np.ndarray | None = None,
+    stop: np.ndarray | None = None,
 ) -> np.ndarray:
     """``r.apply(lambda a: np.mean(np.abs(b - b.mean())), raw=True)``, ``b = a[~np.isnan(a)]``."""
     x = _panel(x)
-    return _run(_mad_nb, x, _window(d), _starts(start, x), out=out)
+    return _run(_mad_nb, (x,), _window(d), start, stop=stop, out=out)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1104,7 +1261,12 @@ def _ewm_nb(x, alpha, start, out, j0, j1):
 
 
 def ewm_mean(
-    x: np.ndarray, n: float, start: np.ndarray, *, out: np.ndarray | None = None
+    x: np.ndarray,
+    n: float,
+    start: np.ndarray,
+    *,
+    out: np.ndarray | None = None,
+    stop: np.ndarray | None = None,
 ) -> np.ndarray:
     """``s.ewm(span=n, min_periods=1).mean()`` for n >= 1, ``s.ewm(alpha=n, …)`` for 0 < n < 1."""
     if n >= 1:
@@ -1114,7 +1276,7 @@ def ewm_mean(
     else:
         raise ValueError(f"ewm_mean needs n >= 1 (span) or 0 < n < 1 (alpha), got {n}")
     x = _panel(x)
-    return _run(_ewm_nb, x, 1.0 / (1.0 + com), _starts(start, x), out=out)
+    return _run(_ewm_nb, (x,), 1.0 / (1.0 + com), start, stop=stop, out=out)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1137,10 +1299,17 @@ def _shift_nb(x, n, start, out, j0, j1):
                 dst[k] = src[k] if (t >= s0) & (t - n >= s0) & (t - n < T) else np.nan
 
 
-def shift(x: np.ndarray, n: int, start: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
+def shift(
+    x: np.ndarray,
+    n: int,
+    start: np.ndarray,
+    *,
+    out: np.ndarray | None = None,
+    stop: np.ndarray | None = None,
+) -> np.ndarray:
     """``s.shift(n)``; n == 0 gives ``s.iloc[0]`` on every row (Qlib ``Ref(x, 0)``); keeps dtype."""
     x = _panel(x)
-    return _run(_shift_nb, x, int(n), _starts(start, x), dtype=x.dtype, out=out)
+    return _run(_shift_nb, (x,), int(n), start, dtype=x.dtype, stop=stop, out=out)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1162,18 +1331,27 @@ def apply_ufunc(ufunc: np.ufunc, args: list[Any], out: np.ndarray) -> np.ndarray
     return out
 
 
+_INDEX = (np.dtype(np.int32), np.dtype(np.int64))
+
+
 @_kernel
-def _gather_nb(src, flat, out, i0, i1):
-    """out[i] = src[flat[i]] for i in i0:i1, cast to out's dtype (float64 → float32 rounds to
+def _gather_nb(src, flat, out, pos, i0, i1):
+    """out[pos[i]] = src[flat[i]] for i in i0:i1, cast to out's dtype (float64 → float32 rounds to
     nearest and overflows to ±inf, as numpy's astype does)."""
     for i in range(i0, i1):
-        out[i] = src[flat[i]]
+        out[pos[i]] = src[flat[i]]
 
 
-def gather(src: np.ndarray, flat: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """``out[:] = src[flat]`` (1-D float arrays, int64 ``flat``) in parallel, cast to ``out``'s
-    dtype; returns ``out``."""
-    if src.ndim != 1 or flat.shape != out.shape or flat.dtype != np.int64:
-        raise ValueError("gather needs a 1-D src and int64 flat indices shaped like out")
-    _in_ranges(lambda a, b: _gather_nb(src, flat, out, a, b), len(flat))
+def gather(
+    src: np.ndarray, flat: np.ndarray, out: np.ndarray, pos: np.ndarray | None = None
+) -> np.ndarray:
+    """``out[pos] = src[flat]`` (1-D float arrays; int32 or int64 indices; ``pos=None``:
+    ``out[:]``) in parallel, cast to ``out``'s dtype; returns ``out``. ``pos`` must not repeat a
+    position. Reads are fastest with ``flat`` ascending."""
+    pos = np.arange(len(flat), dtype=flat.dtype) if pos is None else pos
+    if src.ndim != 1 or flat.dtype not in _INDEX or pos.dtype not in _INDEX:
+        raise ValueError("gather needs a 1-D src and int32 or int64 indices")
+    if not len(flat) == len(pos) == len(out):
+        raise ValueError("gather needs as many indices as out has items")
+    _in_ranges(lambda a, b: _gather_nb(src, flat, out, pos, a, b), len(flat))
     return out

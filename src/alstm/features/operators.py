@@ -20,11 +20,14 @@ from alstm.features.registry import mark_builtin, register_operator
 @dataclass(frozen=True)
 class EvalContext:
     """What an operator may know besides its arguments: the panel shape, each column's first
-    existing row (``start``, ``int64 [N]``) and where to get result arrays (``alloc``)."""
+    existing row (``start``, ``int64 [N]``), where to get result arrays (``alloc``) and, for a
+    ``local`` operator, the row of each column from which no result is needed (``stop``, ``int64
+    [N]``; None: every row is)."""
 
     shape: tuple[int, int]
     start: np.ndarray
     alloc: Callable[[Any], np.ndarray] | None = None
+    stop: np.ndarray | None = None
 
     def empty(self, dtype: Any = np.float64) -> np.ndarray:
         """An uninitialized ``[T, N]`` result array (a reused temporary when the engine has one)."""
@@ -50,7 +53,7 @@ def _ufunc(name: str, ufunc: np.ufunc, signature: str, *, in_place: bool = True)
     op.__doc__ = f"numpy.{ufunc.__name__} elementwise"
     if in_place:  # same dtype in and out: the engine may write into a temporary operand
         op.ufunc = ufunc  # type: ignore[attr-defined]
-    register_operator(name, signature)(op)
+    register_operator(name, signature, local=True)(op)
 
 
 for _name, _uf in {
@@ -68,33 +71,33 @@ _ufunc("Log", np.log, "x")
 _ufunc("Not", np.bitwise_not, "x", in_place=False)
 
 
-@register_operator("Sign", "x")
+@register_operator("Sign", "x", local=True)
 def sign(ctx: EvalContext, x: Any) -> Any:
     """Sign of x cast to float32 (Qlib casts first so booleans work)."""
     return np.sign(np.asarray(x, dtype=np.float32))
 
 
-@register_operator("If", "xxx")
+@register_operator("If", "xxx", local=True)
 def if_(ctx: EvalContext, cond: Any, x: Any, y: Any) -> Any:
     """numpy.where(cond, x, y)."""
     return np.where(cond, x, y)
 
 
-@register_operator("Ref", "xk")
+@register_operator("Ref", "xk", local=True)
 def ref(ctx: EvalContext, x: Any, n: int) -> Any:
     """x shifted by n rows (n > 0 past, n < 0 future, 0 = the first loaded value)."""
     if not isinstance(x, np.ndarray):
         return x
     out = ctx.empty(x.dtype) if x.dtype in (np.float32, np.float64) else None
-    return kernels.shift(x, n, ctx.start, out=out)
+    return kernels.shift(x, n, ctx.start, out=out, stop=ctx.stop)
 
 
-@register_operator("Delta", "xn", path_dependent=True)
+@register_operator("Delta", "xn", path_dependent=True, local=True)
 def delta(ctx: EvalContext, x: Any, n: int) -> Any:
     """x − Ref(x, n). Qlib extends the window by n − 1 rows only, so the first row reads NaN."""
     x = _series(ctx, x)
     with np.errstate(all="ignore"):
-        return x - kernels.shift(x, n, ctx.start)
+        return x - kernels.shift(x, n, ctx.start, stop=ctx.stop)
 
 
 def _rolling(
@@ -102,12 +105,16 @@ def _rolling(
 ) -> None:
     def op(ctx: EvalContext, x: Any, n: int | float) -> np.ndarray:
         if isinstance(n, float):
-            return kernels.ewm_mean(_series(ctx, x), n, ctx.start, out=ctx.empty())
-        return kernel(_series(ctx, x), n, ctx.start, out=ctx.empty())
+            return kernels.ewm_mean(_series(ctx, x), n, ctx.start, out=ctx.empty(), stop=ctx.stop)
+        return kernel(_series(ctx, x), n, ctx.start, out=ctx.empty(), stop=ctx.stop)
 
     op.__doc__ = f"{kernel.__doc__}"
     register_operator(
-        name, "xa" if alpha else "xn", min_window=min_window, path_dependent=path_dependent
+        name,
+        "xa" if alpha else "xn",
+        min_window=min_window,
+        path_dependent=path_dependent,
+        local=True,
     )(op)
 
 
@@ -135,28 +142,34 @@ _rolling("Resi", kernels.rolling_resi, alpha=False)
 _rolling("WMA", kernels.rolling_wma, alpha=False)
 
 
-@register_operator("EMA", "xa", path_dependent=True, expanding=False)
+@register_operator("EMA", "xa", path_dependent=True, expanding=False, local=True)
 def ema(ctx: EvalContext, x: Any, n: int | float) -> np.ndarray:
     """pandas ewm(span=n) mean for n ≥ 1, ewm(alpha=n) for 0 < n < 1; from the loaded start."""
-    return kernels.ewm_mean(_series(ctx, x), n, ctx.start, out=ctx.empty())
+    return kernels.ewm_mean(_series(ctx, x), n, ctx.start, out=ctx.empty(), stop=ctx.stop)
 
 
-@register_operator("Quantile", "xnq")
+@register_operator("Quantile", "xnq", local=True)
 def quantile(ctx: EvalContext, x: Any, n: int, q: float) -> np.ndarray:
     """pandas rolling(n, min_periods=1).quantile(q), linear interpolation."""
-    return kernels.rolling_quantile(_series(ctx, x), n, float(q), ctx.start, out=ctx.empty())
+    return kernels.rolling_quantile(
+        _series(ctx, x), n, float(q), ctx.start, out=ctx.empty(), stop=ctx.stop
+    )
 
 
-@register_operator("Corr", "xxn")
+@register_operator("Corr", "xxn", local=True)
 def corr(ctx: EvalContext, x: Any, y: Any, n: int) -> np.ndarray:
     """pandas rolling corr, NaN where either rolling std is within 2e-5 of 0."""
-    return kernels.rolling_corr(_series(ctx, x), _series(ctx, y), n, ctx.start, out=ctx.empty())
+    return kernels.rolling_corr(
+        _series(ctx, x), _series(ctx, y), n, ctx.start, out=ctx.empty(), stop=ctx.stop
+    )
 
 
-@register_operator("Cov", "xxn")
+@register_operator("Cov", "xxn", local=True)
 def cov(ctx: EvalContext, x: Any, y: Any, n: int) -> np.ndarray:
     """pandas rolling cov (ddof=1) over rows where both are present."""
-    return kernels.rolling_cov(_series(ctx, x), _series(ctx, y), n, ctx.start, out=ctx.empty())
+    return kernels.rolling_cov(
+        _series(ctx, x), _series(ctx, y), n, ctx.start, out=ctx.empty(), stop=ctx.stop
+    )
 
 
 mark_builtin()

@@ -26,6 +26,7 @@ class Operator:
     path_dependent: bool = False
     min_window: int = 0
     expanding: bool = True
+    local: bool = False
 
     @property
     def window_kinds(self) -> str:
@@ -60,6 +61,7 @@ def register_operator(
     path_dependent: bool = False,
     min_window: int = 0,
     expanding: bool = True,
+    local: bool = False,
     overwrite: bool = False,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register ``func(ctx, *args)`` as the expression operator ``name``.
@@ -68,8 +70,11 @@ def register_operator(
     ``[T, N]`` arrays or Python numbers. ``path_dependent`` operators give results that depend on
     the row where loading starts (Qlib loads ``[start − window extension, end]`` per expression),
     so they are evaluated per expression rather than shared. A window must be 0 (expanding, if
-    ``expanding``) or at least ``min_window``. Built-in names cannot be shadowed unless
-    ``overwrite=True`` (which warns).
+    ``expanding``) or at least ``min_window``. A ``local`` operator computes each result row from
+    operand rows within its window extension (:meth:`Operator.extent`) and honours ``ctx.stop``
+    (rows from ``ctx.stop[j]`` on are not needed): the engine then computes its operands only on
+    the rows its needed results read; any other operator gets operands valid on every row.
+    Built-in names cannot be shadowed unless ``overwrite=True`` (which warns).
 
     >>> @register_operator("Double", "x")            # doctest: +SKIP
     ... def double(ctx, x):
@@ -85,7 +90,9 @@ def register_operator(
                     f"operator {name!r} is built in; pass overwrite=True to replace it"
                 )
             warnings.warn(f"operator {name!r} is being replaced", stacklevel=2)
-        _OPERATORS[name] = Operator(name, signature, func, path_dependent, min_window, expanding)
+        _OPERATORS[name] = Operator(
+            name, signature, func, path_dependent, min_window, expanding, local
+        )
         return func
 
     return deco
