@@ -3,9 +3,12 @@
 Each side runs in its own fresh process on the same data with two workers (alstm: two numba
 threads; Qlib: ``kernels=2`` joblib processes). Seconds are the factor computation itself (data
 loading included, imports and start-up excluded); memory is the peak summed RSS of the process
-tree. Prints a table, then one JSON object as the last line.
+tree. Each side runs ``--repeat`` times, alternating with the other: the seconds reported are the
+median run (every run is listed), the memory the highest peak. On this VM the first touch of
+fresh memory can cost a second on its own, depending on what ran before, hence the repeats.
+Prints a table, then one JSON object as the last line.
 
-    python benchmarks/bench_factors.py [--sets alpha158 alpha360] [--data DIR]
+    python benchmarks/bench_factors.py [--sets alpha158 alpha360] [--data DIR] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -57,26 +61,31 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sets", nargs="+", default=["alpha158", "alpha360"])
     p.add_argument("--data", default=str(DATA))
+    p.add_argument("--repeat", type=int, default=3, help="runs per side (median reported)")
     args = p.parse_args()
     env = {**os.environ, "NUMBA_NUM_THREADS": str(WORKERS), "OMP_NUM_THREADS": "1"}
     me = str(Path(__file__).resolve())
-    summary: dict[str, float] = {}
+    summary: dict[str, float | list[float]] = {}
     rss = {"alstm": 0.0, "qlib": 0.0}
     print(f"{'set':<10}{'side':<7}{'seconds':>9}{'peak RSS MB':>13}  shape")
     for name in args.sets:
-        res = {}
-        for side, python in (("alstm", sys.executable), ("qlib", str(QLIB_PYTHON))):
-            res[side] = run_worker([python, me, "--worker", side, name, args.data], env)
-            rss[side] = max(rss[side], res[side]["rss_mb"])
-            r = res[side]
-            print(f"{name:<10}{side:<7}{r['seconds']:>9.2f}{r['rss_mb']:>13.0f}  {r['shape']}")
-            summary[f"{side}_{name}_s"] = round(r["seconds"], 3)
-            summary[f"{side}_{name}_rss_mb"] = round(r["rss_mb"], 1)
-        if res["alstm"]["shape"] != res["qlib"]["shape"]:
-            raise SystemExit(
-                f"{name}: shapes differ {res['alstm']['shape']} vs {res['qlib']['shape']}"
-            )
-        summary[f"ratio_{name}"] = round(res["qlib"]["seconds"] / res["alstm"]["seconds"], 1)
+        runs: dict[str, list[dict]] = {"alstm": [], "qlib": []}
+        for _ in range(args.repeat):
+            for side, python in (("alstm", sys.executable), ("qlib", str(QLIB_PYTHON))):
+                r = run_worker([python, me, "--worker", side, name, args.data], env)
+                runs[side].append(r)
+                print(f"{name:<10}{side:<7}{r['seconds']:>9.2f}{r['rss_mb']:>13.0f}  {r['shape']}")
+        seconds = {}
+        for side, rs in runs.items():
+            seconds[side] = statistics.median(r["seconds"] for r in rs)
+            peak = max(r["rss_mb"] for r in rs)
+            rss[side] = max(rss[side], peak)
+            summary[f"{side}_{name}_s"] = round(seconds[side], 3)
+            summary[f"{side}_{name}_runs_s"] = [round(r["seconds"], 3) for r in rs]
+            summary[f"{side}_{name}_rss_mb"] = round(peak, 1)
+            if rs[0]["shape"] != runs["alstm"][0]["shape"]:
+                raise SystemExit(f"{name}: shapes differ {rs[0]['shape']} vs alstm's")
+        summary[f"ratio_{name}"] = round(seconds["qlib"] / seconds["alstm"], 1)
     summary["alstm_rss_mb"] = round(rss["alstm"], 1)
     summary["qlib_rss_mb"] = round(rss["qlib"], 1)
     print(json.dumps(summary))

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from alstm.data.panel import Panel
+from alstm.features import engine
 from alstm.features.alpha158 import alpha158
 from alstm.features.alpha360 import alpha360
 from alstm.features.engine import compile_expression, evaluate
@@ -122,6 +123,42 @@ def test_rows_outside_the_market_change_nothing() -> None:
     market = evaluate(panel, exprs, "2020-03-02", END, "mkt")
     everywhere = evaluate(panel, exprs, "2020-03-02", END).loc[market.index]
     np.testing.assert_array_equal(market.to_numpy(), everywhere.to_numpy())
+
+
+def test_statistics_of_one_series_and_window_are_computed_together(
+    panel: Panel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    exprs = {
+        "beta": "Slope($close, 10)/$close",
+        "rsqr": "Rsquare($close, 10)",
+        "resi": "Resi($close, 10)/$close",
+        "qtlu": "Quantile($close, 10, 0.8)/$close",
+        "qtld": "Quantile($close, 10, 0.2)/$close",
+        "med": "Med($close, 10)",
+        "max": "Max($high, 5)/$close",
+        "imax": "IdxMax($high, 5)/5",
+        "min": "Min($low, 5)/$close",
+        "imin": "IdxMin($low, 5)/5",
+        "other": "Slope($close, 20)",  # another window: alone
+    }
+    batches = []
+    original = engine._Evaluator._compute_batch
+
+    def spy(self, node, key, evaluated):  # type: ignore[no-untyped-def]
+        batches.append(sorted(self.calls[k][0].op for k in self.batches[key]))
+        return original(self, node, key, evaluated)
+
+    monkeypatch.setattr(engine._Evaluator, "_compute_batch", spy)
+    together = evaluate(panel, exprs, START, END, "mkt")
+    assert sorted(batches) == [
+        ["IdxMax", "Max"],
+        ["IdxMin", "Min"],
+        ["Med", "Quantile", "Quantile"],
+        ["Resi", "Rsquare", "Slope"],
+    ]
+    for name, text in exprs.items():
+        alone = evaluate(panel, {name: text}, START, END, "mkt")[name]
+        np.testing.assert_array_equal(together[name].to_numpy(), alone.to_numpy(), err_msg=name)
 
 
 @pytest.mark.parametrize(

@@ -292,6 +292,32 @@ def test_stop_keeps_the_needed_rows_exact(d: int) -> None:
         K.rolling_mean(X, 5, START, stop=np.zeros(N - 1, np.int64))
 
 
+@pytest.mark.parametrize("d", [1, 5, 20, 0])
+def test_several_statistics_in_one_pass_equal_each_alone(d: int) -> None:
+    groups = [
+        (K.rolling_regression, ("slope", "rsquare", "resi", "wma"), ROLLING),
+        (K.rolling_extremes, ("max", "idxmax"), ROLLING),
+        (K.rolling_extremes, ("idxmin", "min"), ROLLING),
+    ]
+    for many, stats, single in groups:
+        for got, stat in zip(many(X, d, stats, START), stats, strict=True):
+            np.testing.assert_array_equal(got, single[stat][0](X, d, START), err_msg=stat)
+    qs = (0.8, 0.2, -1.0)
+    got = K.rolling_quantiles(X, d, qs, START)
+    np.testing.assert_array_equal(got[0], K.rolling_quantile(X, d, 0.8, START))
+    np.testing.assert_array_equal(got[1], K.rolling_quantile(X, d, 0.2, START))
+    np.testing.assert_array_equal(got[2], K.rolling_median(X, d, START))
+
+
+def test_several_statistics_reject_bad_names() -> None:
+    with pytest.raises(ValueError, match="statistics must be among"):
+        K.rolling_regression(X, 5, ("slope", "beta"), START)
+    with pytest.raises(ValueError, match="all be of max or all of min"):
+        K.rolling_extremes(X, 5, ("max", "idxmin"), START)
+    with pytest.raises(ValueError, match="quantiles must be in"):
+        K.rolling_quantiles(X, 5, (0.5, 2.0), START)
+
+
 def test_boolean_input_is_read_as_zero_one() -> None:
     up = X > K.shift(X, 1, START)  # NaN compares False: Qlib's Mean(C > Ref(C, 1), d) counts it 0
     want = _reference(up.astype(np.float64), START, lambda s: s.rolling(5, min_periods=1).mean())

@@ -147,7 +147,9 @@ class _Evaluator:
         self.uses: Counter[tuple[str, int | None]] = Counter()
         for node, lo in roots:
             self._count(node, lo)
+        self.calls: dict[tuple[str, int | None], tuple[Call, int]] = {}
         self.rows = self._plan_rows(roots, begin, stop)
+        self.batches = self._plan_batches()
         self.memo: dict[tuple[str, int | None], tuple[Any, bool]] = {}
         self.buffers = _Buffers(panel.shape)
 
@@ -172,7 +174,7 @@ class _Evaluator:
         where ``begin >= stop``), and a local operator needs its operands on its own needed rows
         widened by its window extension. Non-local operators get every row of their operands."""
         T, N = self.panel.shape
-        calls: dict[tuple[str, int | None], tuple[Call, int]] = {}
+        calls = self.calls
         order: list[tuple[str, int | None]] = []  # children before parents
 
         def visit(node: Node, lo: int) -> None:
@@ -217,6 +219,23 @@ class _Evaluator:
                     widen(self._key(arg, lo), *child)
         return plan
 
+    def _plan_batches(self) -> dict[tuple[str, int | None], list[tuple[str, int | None]]]:
+        """Calls computed together, each call's key → its group's keys (groups of two or more):
+        operators sharing a batch function, applied to the same series with the same integer
+        windows."""
+        groups: dict[tuple[Any, ...], list[tuple[str, int | None]]] = {}
+        for key, (node, lo) in self.calls.items():
+            op = get_operator(node.op)
+            if op.batch is None or any(isinstance(w, float) for w in _window_args(node)):
+                continue
+            shared = tuple(
+                self._key(a, lo) if k == "x" else a.value  # type: ignore[attr-defined]
+                for k, a in zip(op.signature, node.args, strict=True)
+                if k != "q"
+            )
+            groups.setdefault((op.batch, key[1], shared), []).append(key)
+        return {key: group for group in groups.values() if len(group) > 1 for key in group}
+
     def evaluate(self, node: Node, lo: int) -> tuple[Any, bool]:
         """``(value, owned)`` of ``node`` with loading starting at panel row ``lo``; hand an owned
         value to :meth:`release` once it has been read."""
@@ -250,6 +269,8 @@ class _Evaluator:
             self._eval(a, lo) if k == "x" else (a.value, False)  # type: ignore[attr-defined]
             for k, a in zip(op.signature, node.args, strict=True)
         ]
+        if key in self.batches:
+            return self._compute_batch(node, key, evaluated)
         args = [v for v, _ in evaluated]
         ufunc = getattr(op.func, "ufunc", None)
         out = self._elementwise_out(evaluated) if ufunc is not None else None
@@ -270,6 +291,44 @@ class _Evaluator:
                 self.buffers.give(arg)
         return value, temporary
 
+    def _compute_batch(
+        self, node: Call, key: tuple[str, int | None], evaluated: list[tuple[Any, bool]]
+    ) -> tuple[Any, bool]:
+        """Compute ``node`` and the rest of its batch in one pass: ``node``'s result is returned,
+        the others wait in the memo. Their operands are read here, as their own computation
+        would have (the same values as ``node``'s)."""
+        op = get_operator(node.op)
+        group = [key, *(k for k in self.batches[key] if k != key)]
+        owned = [v for v, o in evaluated if o]
+        members = []
+        for k in group:
+            other, lo = self.calls[k]
+            sig = get_operator(other.op).signature
+            if k != key:
+                for kind, a in zip(sig, other.args, strict=True):
+                    if kind == "x":
+                        value, mine = self._eval(a, lo)
+                        owned += [value] if mine else []
+            q = tuple(a.value for kind, a in zip(sig, other.args, strict=True) if kind == "q")  # type: ignore[attr-defined]
+            members.append((other.op, q))
+        starts = [self.rows[k][0] for k in group]
+        stops = [self.rows[k][1] for k in group]
+        start = np.minimum.reduce(starts)
+        stop = None if any(e is None for e in stops) else np.maximum.reduce(stops)
+        shared = [v for k, (v, _) in zip(op.signature, evaluated, strict=True) if k != "q"]
+        ctx = EvalContext(self.panel.shape, start, self.buffers.take, stop)
+        values = op.batch(ctx, *shared, members)  # type: ignore[misc]
+        for k, value in zip(group[1:], values[1:], strict=True):
+            self.memo[k] = (value, True)
+        for k in group:
+            del self.batches[k]
+        released: set[int] = set()
+        for value in owned:
+            if id(value) not in released and not any(value is v for v in values):
+                released.add(id(value))
+                self.buffers.give(value)
+        return values[0], True
+
     def _elementwise_out(self, evaluated: list[tuple[Any, bool]]) -> np.ndarray | None:
         """Where an elementwise node's result goes: an owned operand of the result's dtype, else
         a recycled array; None unless the operands are numbers and panel-shaped arrays."""
@@ -289,11 +348,15 @@ def _schedule(ev: _Evaluator, roots: list[tuple[Node, int]]) -> list[int]:
     """An evaluation order (indices of ``roots``) that keeps few shared sub-expressions alive:
     greedily the expression that finishes the most live shared ones and starts the fewest new
     ones, ties in the given order. Results do not depend on the order; peak memory does (and with
-    it the page faults of fresh arrays)."""
-    keys = [_call_keys(ev, node, lo) for node, lo in roots]
+    it the page faults of fresh arrays). A batch (computed in one pass) counts as one shared
+    sub-expression of the expressions that use its members."""
+    keys: list[set[Any]] = []
+    for node, lo in roots:
+        calls = _call_keys(ev, node, lo)
+        keys.append(calls | {tuple(ev.batches[k]) for k in calls if k in ev.batches})
     remaining = Counter(k for ks in keys for k in ks)
     shared = [{k for k in ks if remaining[k] > 1} for ks in keys]
-    live: set[tuple[str, int | None]] = set()
+    live: set[Any] = set()
     todo = list(range(len(roots)))
     order = []
     while todo:

@@ -63,6 +63,7 @@ __all__ = [
     "rolling_corr",
     "rolling_count",
     "rolling_cov",
+    "rolling_extremes",
     "rolling_idxmax",
     "rolling_idxmin",
     "rolling_kurt",
@@ -72,7 +73,9 @@ __all__ = [
     "rolling_median",
     "rolling_min",
     "rolling_quantile",
+    "rolling_quantiles",
     "rolling_rank",
+    "rolling_regression",
     "rolling_resi",
     "rolling_rsquare",
     "rolling_skew",
@@ -161,11 +164,12 @@ def _run(
     *rest: Any,
     stop: np.ndarray | None = None,
     dtype: Any = np.float64,
-    out: np.ndarray | None = None,
-) -> np.ndarray:
+    out: np.ndarray | tuple[np.ndarray, ...] | None = None,
+) -> Any:
     """``out`` (a new [T, N] array when None) filled by
     ``kernel(*inputs, param, start, *rest, out, j0, j1)`` over column ranges j0:j1, run in
-    parallel on ``numba.get_num_threads()`` threads.
+    parallel on ``numba.get_num_threads()`` threads. A tuple ``out`` (several results of one
+    pass) reaches the kernel as a tuple of row slices.
 
     Each range runs on the rows from its earliest ``start`` to its latest ``stop`` only (row
     slices of the arrays, ``start`` shifted to match): rows before every start of a range are NaN
@@ -174,19 +178,25 @@ def _run(
     x = inputs[0]
     T = x.shape[0]
     start, stop = _starts(start, x), _stops(stop, x)
-    out = _result(out, x.shape, dtype)
+    outs = out if isinstance(out, tuple) else (_result(out, x.shape, dtype),)
+    for o in outs:
+        _result(o, x.shape, dtype)
 
     def call(a: int, b: int) -> None:
         r0 = min(int(start[a:b].min()), T)
         r1 = T if stop is None else max(min(int(stop[a:b].max()), T), r0)
         if stop is None:
-            out[:r0, a:b] = np.nan
+            for o in outs:
+                o[:r0, a:b] = np.nan
         if r1 > r0:
             sliced = tuple(v[r0:r1] for v in inputs)
-            kernel(*sliced, param, start - r0, *rest, out[r0:r1], a, b)
+            dst = tuple(o[r0:r1] for o in outs)
+            kernel(
+                *sliced, param, start - r0, *rest, dst if isinstance(out, tuple) else dst[0], a, b
+            )
 
     _in_ranges(call, x.shape[1])
-    return out
+    return out if isinstance(out, tuple) else outs[0]
 
 
 def _result(out: np.ndarray | None, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
@@ -647,16 +657,20 @@ def _regression_stat(q, stat, newest, slots):
 
 
 @_kernel
-def _regression_nb(x, d, start, stat, out, j0, j1):
-    """Rolling Slope/Rsquare/Resi/WMA (stat code) of the columns j0:j1 of x [T, N], into out."""
+def _regression_nb(x, d, start, stats, outs, j0, j1):
+    """Rolling Slope/Rsquare/Resi/WMA (one stat code per output) of the columns j0:j1 of
+    x [T, N], into the tuple outs."""
     T = x.shape[0]
     m = j1 - j0
     starts = start[j0:j1]
+    masked = -1  # the output of Rsquare, which is masked where the rolling std is ~0
+    for i in range(len(stats)):
+        masked = i if stats[i] == _RSQUARE else masked
     state = np.zeros((10, m))
     spread = np.zeros((6, m))  # pandas' roll_var states, for the Rsquare mask
     redo = np.zeros(m)
     for t in range(T):
-        row, old, dst = x[t, j0:j1], x[max(t - d, 0), j0:j1], out[t, j0:j1]
+        row, old = x[t, j0:j1], x[max(t - d, 0), j0:j1]
         for k in range(m):
             s0 = starts[k]
             v, u = _entering(row[k], t, s0), _leaving(old[k], t, s0, d)
@@ -664,9 +678,17 @@ def _regression_nb(x, d, start, stat, out, j0, j1):
             q = _add_point(q, 0, v, 1)
             _store10(state, k, q)
             redo[k] = 1.0 if _cancels(q[0], q[4] + q[5], q[6] + q[7]) else 0.0
-            result = _regression_stat(q, stat, v, t - _window_start(t, s0, d) + 1)
-            dst[k] = result if t >= s0 else np.nan
-        if stat == _RSQUARE:  # a loop of its own: a branch in the loop above slows it down
+        for i in range(len(stats)):
+            dst, stat = outs[i][t, j0:j1], stats[i]
+            for k in range(m):
+                s0 = starts[k]
+                v = _entering(row[k], t, s0)
+                result = _regression_stat(
+                    _load10(state, k), stat, v, t - _window_start(t, s0, d) + 1
+                )
+                dst[k] = result if t >= s0 else np.nan
+        if masked >= 0:  # a loop of its own: a branch in the loops above slows them down
+            dst = outs[masked][t, j0:j1]
             for k in range(m):
                 s0 = starts[k]
                 v, u = _entering(row[k], t, s0), _leaving(old[k], t, s0, d)
@@ -675,17 +697,54 @@ def _regression_nb(x, d, start, stat, out, j0, j1):
                 dst[k] = np.nan if _std_masked(w) else dst[k]
         for k in range(m):
             s0 = starts[k]
-            if t < s0 or (redo[k] == 0.0 and (stat != _RSQUARE or spread[5, k] == 0.0)):
+            if t < s0 or (redo[k] == 0.0 and (masked < 0 or spread[5, k] == 0.0)):
                 continue
             lo = _window_start(t, s0, d)
             if redo[k] != 0.0:
                 _store10(state, k, _regression_window(x, j0 + k, lo, t))
-            result = _regression_stat(_load10(state, k), stat, _finite(x[t, j0 + k]), t - lo + 1)
-            if stat == _RSQUARE:
-                if spread[5, k] != 0.0:
-                    _store6(spread, k, _roll_var_window(x, j0 + k, lo, t + 1))
-                result = np.nan if _std_masked(_load6(spread, k)) else result
-            dst[k] = result
+            if masked >= 0 and spread[5, k] != 0.0:
+                _store6(spread, k, _roll_var_window(x, j0 + k, lo, t + 1))
+            for i in range(len(stats)):
+                newest = _finite(x[t, j0 + k])
+                result = _regression_stat(_load10(state, k), stats[i], newest, t - lo + 1)
+                if i == masked:
+                    result = np.nan if _std_masked(_load6(spread, k)) else result
+                outs[i][t, j0 + k] = result
+
+
+_REGRESSION = {"slope": _SLOPE, "rsquare": _RSQUARE, "resi": _RESI, "wma": _WMA}
+
+
+def rolling_regression(
+    x: np.ndarray,
+    d: int,
+    stats: tuple[str, ...],
+    start: np.ndarray,
+    *,
+    out: tuple[np.ndarray, ...] | None = None,
+    stop: np.ndarray | None = None,
+) -> tuple[np.ndarray, ...]:
+    """Several of :func:`rolling_slope`, :func:`rolling_rsquare`, :func:`rolling_resi` and
+    :func:`rolling_wma` (``stats``: their names) in one pass, one result per stat."""
+    codes = _codes(stats, _REGRESSION)
+    x = _panel(x)
+    out = tuple(np.empty(x.shape) for _ in codes) if out is None else out
+    return _run(_regression_nb, (x,), _window(d), start, codes, stop=stop, out=out)
+
+
+def _codes(stats: tuple[str, ...], known: dict[str, int]) -> np.ndarray:
+    """The kernel codes of statistic names, checked."""
+    unknown = [s for s in stats if s not in known]
+    if unknown or not stats:
+        raise ValueError(f"statistics must be among {sorted(known)}, got {list(stats)}")
+    return np.array([known[s] for s in stats], dtype=np.int64)
+
+
+def _one(
+    many: Callable[..., tuple[np.ndarray, ...]], out: np.ndarray | None, *args: Any, **kw: Any
+) -> np.ndarray:
+    """The single result of a several-statistics function."""
+    return many(*args, out=None if out is None else (out,), **kw)[0]
 
 
 def rolling_slope(
@@ -697,8 +756,7 @@ def rolling_slope(
     stop: np.ndarray | None = None,
 ) -> np.ndarray:
     """``r.apply(f, raw=True)``, f: OLS slope of the non-NaN values on their slot position."""
-    x = _panel(x)
-    return _run(_regression_nb, (x,), _window(d), start, _SLOPE, stop=stop, out=out)
+    return _one(rolling_regression, out, x, d, ("slope",), start, stop=stop)
 
 
 def rolling_rsquare(
@@ -710,8 +768,7 @@ def rolling_rsquare(
     stop: np.ndarray | None = None,
 ) -> np.ndarray:
     """``r.apply(f, raw=True)``, f: r² of (position, value); NaN where ``|r.std()| <= 2e-5``."""
-    x = _panel(x)
-    return _run(_regression_nb, (x,), _window(d), start, _RSQUARE, stop=stop, out=out)
+    return _one(rolling_regression, out, x, d, ("rsquare",), start, stop=stop)
 
 
 def rolling_resi(
@@ -723,8 +780,7 @@ def rolling_resi(
     stop: np.ndarray | None = None,
 ) -> np.ndarray:
     """``r.apply(f, raw=True)``, f: residual of the newest value from the OLS line on position."""
-    x = _panel(x)
-    return _run(_regression_nb, (x,), _window(d), start, _RESI, stop=stop, out=out)
+    return _one(rolling_regression, out, x, d, ("resi",), start, stop=stop)
 
 
 def rolling_wma(
@@ -736,8 +792,7 @@ def rolling_wma(
     stop: np.ndarray | None = None,
 ) -> np.ndarray:
     """``r.apply(lambda a: np.nanmean(a * w), raw=True)``, ``w = arange(1, n+1) / sum(1..n)``."""
-    x = _panel(x)
-    return _run(_regression_nb, (x,), _window(d), start, _WMA, stop=stop, out=out)
+    return _one(rolling_regression, out, x, d, ("wma",), start, stop=stop)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -947,22 +1002,43 @@ def _quantile(values, k, m, q):
 
 
 @_kernel
-def _quantile_nb(x, d, start, q, out, j0, j1):
-    """Rolling quantile q (q = -1: median) of the columns j0:j1 of x [T, N], into out."""
+def _quantile_nb(x, d, start, qs, outs, j0, j1):
+    """Rolling quantiles qs (q = -1: median; one per output) of the columns j0:j1 of x [T, N],
+    into the tuple outs."""
     T = x.shape[0]
     starts = start[j0:j1]
     values = np.empty((j1 - j0, d if d > 0 else T))
     size = np.zeros(j1 - j0, np.int64)
     for t in range(T):
-        row, old, dst = x[t, j0:j1], x[max(t - d, 0), j0:j1], out[t, j0:j1]
+        row, old = x[t, j0:j1], x[max(t - d, 0), j0:j1]
         for k in range(j1 - j0):
             s0 = starts[k]
-            if t < s0:
-                dst[k] = np.nan
-                continue
-            u = _leaving(old[k], t, s0, d)
-            size[k] = _sorted_replace(values, k, size[k], _finite(row[k]), u)
-            dst[k] = _quantile(values, k, size[k], q)
+            if t >= s0:
+                u = _leaving(old[k], t, s0, d)
+                size[k] = _sorted_replace(values, k, size[k], _finite(row[k]), u)
+        for i in range(len(qs)):
+            dst, q = outs[i][t, j0:j1], qs[i]
+            for k in range(j1 - j0):
+                dst[k] = _quantile(values, k, size[k], q) if t >= starts[k] else np.nan
+
+
+def rolling_quantiles(
+    x: np.ndarray,
+    d: int,
+    qs: tuple[float, ...],
+    start: np.ndarray,
+    *,
+    out: tuple[np.ndarray, ...] | None = None,
+    stop: np.ndarray | None = None,
+) -> tuple[np.ndarray, ...]:
+    """Several :func:`rolling_quantile` (``q = -1``: :func:`rolling_median`) in one pass, one
+    result per q."""
+    if not qs or any(not (0.0 <= q <= 1.0 or q == -1.0) for q in qs):
+        raise ValueError(f"quantiles must be in [0, 1] (or -1: the median), got {list(qs)}")
+    x = _panel(x)
+    out = tuple(np.empty(x.shape) for _ in qs) if out is None else out
+    levels = np.array(qs, dtype=np.float64)
+    return _run(_quantile_nb, (x,), _window(d), start, levels, stop=stop, out=out)
 
 
 def rolling_median(
@@ -974,8 +1050,7 @@ def rolling_median(
     stop: np.ndarray | None = None,
 ) -> np.ndarray:
     """``r.median()``."""
-    x = _panel(x)
-    return _run(_quantile_nb, (x,), _window(d), start, -1.0, stop=stop, out=out)
+    return _one(rolling_quantiles, out, x, d, (-1.0,), start, stop=stop)
 
 
 def rolling_quantile(
@@ -990,8 +1065,7 @@ def rolling_quantile(
     """``r.quantile(q)`` (linear interpolation)."""
     if not 0.0 <= q <= 1.0:
         raise ValueError(f"quantile must be in [0, 1], got {q}")
-    x = _panel(x)
-    return _run(_quantile_nb, (x,), _window(d), start, float(q), stop=stop, out=out)
+    return _one(rolling_quantiles, out, x, d, (float(q),), start, stop=stop)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1066,10 +1140,11 @@ def _better(v_old, r_old, v_new, r_new, sign):
 
 
 @_kernel
-def _extreme_nb(x, d, start, stat, out, j0, j1):
-    """Rolling max/min/idxmax/idxmin (stat code) of the columns j0:j1 of x [T, N], into out."""
+def _extreme_nb(x, d, start, stats, outs, j0, j1):
+    """Rolling max/idxmax or min/idxmin (stat codes, one per output, all of one sign) of the
+    columns j0:j1 of x [T, N], into the tuple outs."""
     T = x.shape[0]
-    sign = 1.0 if stat == _MAX or stat == _IDXMAX else -1.0
+    sign = 1.0 if stats[0] == _MAX or stats[0] == _IDXMAX else -1.0
     chunk = d if 0 < d <= T else max(T, 1)
     none = np.inf  # "no NaN row"
     m = j1 - j0
@@ -1080,10 +1155,12 @@ def _extreme_nb(x, d, start, stat, out, j0, j1):
     head_value = np.empty(m)  # of the current chunk: best of its rows up to t
     head_row = np.empty(m)
     head_nan = np.empty(m)
+    extreme = np.empty(m)  # this row's results: the extreme value and its position
+    position = np.empty(m)
     for c0 in range(0, T, chunk):
         c1 = min(T, c0 + chunk)
         for t in range(c0, c1):
-            row, dst = x[t, j0:j1], out[t, j0:j1]
+            row = x[t, j0:j1]
             i = t - d + 1 - (c0 - chunk)  # the window's first row in the previous chunk
             use_tail = d > 0 and c0 > 0 and i < chunk
             for k in range(m):
@@ -1100,12 +1177,13 @@ def _extreme_nb(x, d, start, stat, out, j0, j1):
                     best, best_row = _better(tail_value[i, k], tail_row[i, k], best, best_row, sign)
                     first_nan = min(tail_nan[i, k], first_nan)
                 lo = _window_start(t, s0, d)
-                if t < s0 or np.isnan(best):
-                    dst[k] = np.nan
-                elif stat == _MAX or stat == _MIN:
-                    dst[k] = best
-                else:
-                    dst[k] = (best_row if first_nan == none else first_nan) - lo + 1.0
+                found = (t >= s0) & (best == best)
+                extreme[k] = best if found else np.nan
+                at = best_row if first_nan == none else first_nan
+                position[k] = at - lo + 1.0 if found else np.nan
+            for i in range(len(stats)):
+                values = extreme if stats[i] == _MAX or stats[i] == _MIN else position
+                outs[i][t, j0:j1] = values
         for t in range(c1 - 1, c0 - 1 if d > 0 else c1 - 1, -1):
             row = x[t, j0:j1]
             i = t - c0
@@ -1122,16 +1200,26 @@ def _extreme_nb(x, d, start, stat, out, j0, j1):
                     tail_nan[i, k] = min(nan_row, tail_nan[i + 1, k])
 
 
-def _extreme(
+_EXTREMES = {"max": _MAX, "min": _MIN, "idxmax": _IDXMAX, "idxmin": _IDXMIN}
+
+
+def rolling_extremes(
     x: np.ndarray,
     d: int,
+    stats: tuple[str, ...],
     start: np.ndarray,
-    stat: int,
-    out: np.ndarray | None,
-    stop: np.ndarray | None,
-) -> np.ndarray:
+    *,
+    out: tuple[np.ndarray, ...] | None = None,
+    stop: np.ndarray | None = None,
+) -> tuple[np.ndarray, ...]:
+    """:func:`rolling_max` and :func:`rolling_idxmax`, or :func:`rolling_min` and
+    :func:`rolling_idxmin` (``stats``: their names), in one pass, one result per stat."""
+    codes = _codes(stats, _EXTREMES)
+    if len({s.removeprefix("idx") for s in stats}) > 1:
+        raise ValueError(f"statistics must all be of max or all of min, got {list(stats)}")
     x = _panel(x)
-    return _run(_extreme_nb, (x,), _window(d), start, stat, stop=stop, out=out)
+    out = tuple(np.empty(x.shape) for _ in codes) if out is None else out
+    return _run(_extreme_nb, (x,), _window(d), start, codes, stop=stop, out=out)
 
 
 def rolling_max(
@@ -1143,7 +1231,7 @@ def rolling_max(
     stop: np.ndarray | None = None,
 ) -> np.ndarray:
     """``r.max()``."""
-    return _extreme(x, d, start, _MAX, out, stop)
+    return _one(rolling_extremes, out, x, d, ("max",), start, stop=stop)
 
 
 def rolling_min(
@@ -1155,7 +1243,7 @@ def rolling_min(
     stop: np.ndarray | None = None,
 ) -> np.ndarray:
     """``r.min()``."""
-    return _extreme(x, d, start, _MIN, out, stop)
+    return _one(rolling_extremes, out, x, d, ("min",), start, stop=stop)
 
 
 def rolling_idxmax(
@@ -1167,7 +1255,7 @@ def rolling_idxmax(
     stop: np.ndarray | None = None,
 ) -> np.ndarray:
     """``r.apply(lambda a: a.argmax() + 1, raw=True)`` (the first NaN slot wins, as in numpy)."""
-    return _extreme(x, d, start, _IDXMAX, out, stop)
+    return _one(rolling_extremes, out, x, d, ("idxmax",), start, stop=stop)
 
 
 def rolling_idxmin(
@@ -1179,7 +1267,7 @@ def rolling_idxmin(
     stop: np.ndarray | None = None,
 ) -> np.ndarray:
     """``r.apply(lambda a: a.argmin() + 1, raw=True)`` (the first NaN slot wins, as in numpy)."""
-    return _extreme(x, d, start, _IDXMIN, out, stop)
+    return _one(rolling_extremes, out, x, d, ("idxmin",), start, stop=stop)
 
 
 @_kernel

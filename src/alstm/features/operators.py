@@ -101,7 +101,13 @@ def delta(ctx: EvalContext, x: Any, n: int) -> Any:
 
 
 def _rolling(
-    name: str, kernel: Any, *, min_window: int = 0, alpha: bool = True, path_dependent: bool = False
+    name: str,
+    kernel: Any,
+    *,
+    min_window: int = 0,
+    alpha: bool = True,
+    path_dependent: bool = False,
+    batch: Callable[..., list[np.ndarray]] | None = None,
 ) -> None:
     def op(ctx: EvalContext, x: Any, n: int | float) -> np.ndarray:
         if isinstance(n, float):
@@ -115,8 +121,26 @@ def _rolling(
         min_window=min_window,
         path_dependent=path_dependent,
         local=True,
+        batch=batch,
     )(op)
 
+
+def _batch(many: Callable[..., tuple[np.ndarray, ...]], stat: Callable[[str, tuple], Any]) -> Any:
+    """A batch function computing several statistics of one series and window with ``many``
+    (``stat`` names each member's statistic as ``many`` expects it)."""
+
+    def batch(ctx: EvalContext, x: Any, n: int, members: list[tuple[str, tuple]]) -> list:
+        stats = tuple(stat(name, params) for name, params in members)
+        out = tuple(ctx.empty() for _ in stats)
+        return list(many(_series(ctx, x), n, stats, ctx.start, out=out, stop=ctx.stop))
+
+    return batch
+
+
+_regression = _batch(kernels.rolling_regression, lambda name, _: name.lower())
+_highest = _batch(kernels.rolling_extremes, lambda name, _: name.lower())
+_lowest = _batch(kernels.rolling_extremes, lambda name, _: name.lower())
+_quantiles = _batch(kernels.rolling_quantiles, lambda _, q: float(q[0]) if q else -1.0)
 
 # Qlib's plain Rolling operators turn a float window 0 < N < 1 into an EWM mean with alpha = N.
 _rolling("Sum", kernels.rolling_sum)
@@ -126,20 +150,20 @@ _rolling("Mean", kernels.rolling_mean)
 # exactly where Qlib starts loading.
 _rolling("Std", kernels.rolling_std, path_dependent=True)
 _rolling("Var", kernels.rolling_var, path_dependent=True)
-_rolling("Max", kernels.rolling_max)
-_rolling("Min", kernels.rolling_min)
-_rolling("Med", kernels.rolling_median)
+_rolling("Max", kernels.rolling_max, batch=_highest)
+_rolling("Min", kernels.rolling_min, batch=_lowest)
+_rolling("Med", kernels.rolling_median, batch=_quantiles)
 _rolling("Count", kernels.rolling_count)
 _rolling("Skew", kernels.rolling_skew, min_window=3)
 _rolling("Kurt", kernels.rolling_kurt, min_window=4)
 _rolling("Mad", kernels.rolling_mad, alpha=False)
 _rolling("Rank", kernels.rolling_rank, alpha=False)
-_rolling("IdxMax", kernels.rolling_idxmax, alpha=False)
-_rolling("IdxMin", kernels.rolling_idxmin, alpha=False)
-_rolling("Slope", kernels.rolling_slope, alpha=False)
-_rolling("Rsquare", kernels.rolling_rsquare, alpha=False)
-_rolling("Resi", kernels.rolling_resi, alpha=False)
-_rolling("WMA", kernels.rolling_wma, alpha=False)
+_rolling("IdxMax", kernels.rolling_idxmax, alpha=False, batch=_highest)
+_rolling("IdxMin", kernels.rolling_idxmin, alpha=False, batch=_lowest)
+_rolling("Slope", kernels.rolling_slope, alpha=False, batch=_regression)
+_rolling("Rsquare", kernels.rolling_rsquare, alpha=False, batch=_regression)
+_rolling("Resi", kernels.rolling_resi, alpha=False, batch=_regression)
+_rolling("WMA", kernels.rolling_wma, alpha=False, batch=_regression)
 
 
 @register_operator("EMA", "xa", path_dependent=True, expanding=False, local=True)
@@ -148,7 +172,7 @@ def ema(ctx: EvalContext, x: Any, n: int | float) -> np.ndarray:
     return kernels.ewm_mean(_series(ctx, x), n, ctx.start, out=ctx.empty(), stop=ctx.stop)
 
 
-@register_operator("Quantile", "xnq", local=True)
+@register_operator("Quantile", "xnq", local=True, batch=_quantiles)
 def quantile(ctx: EvalContext, x: Any, n: int, q: float) -> np.ndarray:
     """pandas rolling(n, min_periods=1).quantile(q), linear interpolation."""
     return kernels.rolling_quantile(

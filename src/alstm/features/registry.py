@@ -27,6 +27,7 @@ class Operator:
     min_window: int = 0
     expanding: bool = True
     local: bool = False
+    batch: Callable[..., list[Any]] | None = None
 
     @property
     def window_kinds(self) -> str:
@@ -62,6 +63,7 @@ def register_operator(
     min_window: int = 0,
     expanding: bool = True,
     local: bool = False,
+    batch: Callable[..., list[Any]] | None = None,
     overwrite: bool = False,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register ``func(ctx, *args)`` as the expression operator ``name``.
@@ -74,7 +76,11 @@ def register_operator(
     operand rows within its window extension (:meth:`Operator.extent`) and honours ``ctx.stop``
     (rows from ``ctx.stop[j]`` on are not needed): the engine then computes its operands only on
     the rows its needed results read; any other operator gets operands valid on every row.
-    Built-in names cannot be shadowed unless ``overwrite=True`` (which warns).
+    Calls of operators that share a ``batch`` function, with the same series and integer window
+    arguments, are computed together in one pass: ``batch(ctx, *shared, members)`` gets the
+    arguments other than the ``q`` ones and ``members``, a list of ``(operator name, its q
+    arguments)``, and returns one result per member. Built-in names cannot be shadowed unless
+    ``overwrite=True`` (which warns).
 
     >>> @register_operator("Double", "x")            # doctest: +SKIP
     ... def double(ctx, x):
@@ -91,7 +97,7 @@ def register_operator(
                 )
             warnings.warn(f"operator {name!r} is being replaced", stacklevel=2)
         _OPERATORS[name] = Operator(
-            name, signature, func, path_dependent, min_window, expanding, local
+            name, signature, func, path_dependent, min_window, expanding, local, batch
         )
         return func
 
