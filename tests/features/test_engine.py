@@ -12,7 +12,7 @@ from alstm.data.panel import Panel
 from alstm.features import engine
 from alstm.features.alpha158 import alpha158
 from alstm.features.alpha360 import alpha360
-from alstm.features.engine import compile_expression, evaluate
+from alstm.features.engine import ResultBuffer, compile_expression, evaluate
 from alstm.features.factors import LABEL
 from alstm.features.parser import ExpressionError
 from tests.features.conftest import make_panel
@@ -159,6 +159,17 @@ def test_statistics_of_one_series_and_window_are_computed_together(
     for name, text in exprs.items():
         alone = evaluate(panel, {name: text}, START, END, "mkt")[name]
         np.testing.assert_array_equal(together[name].to_numpy(), alone.to_numpy(), err_msg=name)
+
+
+@pytest.mark.parametrize("extra_rows", [0, 5, -1])
+def test_result_buffer_receives_the_result(panel: Panel, extra_rows: int) -> None:
+    exprs = {"a": "Mean($close, 5)/$close", "b": "$volume"}
+    want = evaluate(panel, exprs, START, END, "mkt")
+    buffer = ResultBuffer(len(want) + extra_rows, 2)
+    got = evaluate(panel, exprs, START, END, "mkt", buffer=buffer)
+    pd.testing.assert_frame_equal(got, want)
+    shares = np.shares_memory(got["a"].to_numpy(), buffer._array)
+    assert shares == (extra_rows >= 0)  # too small a buffer is not used
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ of later nodes: a fresh ``[T, N]`` array costs more in page faults than most ope
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from dataclasses import dataclass
 from functools import cache
@@ -400,19 +401,41 @@ def _window_args(node: Call) -> list[int | float]:
     return [a.value for k, a in zip(op.signature, node.args, strict=True) if k in "nak"]  # type: ignore[attr-defined]
 
 
+class ResultBuffer:
+    """The float32 ``[rows, columns]`` result array of :func:`evaluate`, allocated ahead and
+    touched on a background thread: the first touch of fresh memory costs as much as a good
+    share of the computation, and while the data loads one core is idle anyway."""
+
+    def __init__(self, rows: int, columns: int) -> None:
+        self._array = np.empty((rows, columns), dtype=np.float32, order="F")
+        self._touch = threading.Thread(target=self._array.fill, args=(0.0,), daemon=True)
+        self._touch.start()
+
+    def take(self, shape: tuple[int, int]) -> np.ndarray:
+        """The touched array's first ``shape[0]`` rows if it has that many (and the columns);
+        else a new array."""
+        self._touch.join()
+        if self._array.shape[0] >= shape[0] and self._array.shape[1] == shape[1]:
+            return self._array[: shape[0]]
+        return np.empty(shape, dtype=np.float32, order="F")
+
+
 def evaluate(
     panel: Panel,
     exprs: dict[str, str | Expr],
     start: str | pd.Timestamp,
     end: str | pd.Timestamp,
     market: str | None = None,
+    *,
+    buffer: ResultBuffer | None = None,
 ) -> pd.DataFrame:
     """Frame indexed ``(datetime, instrument)`` with one float32 column per named expression.
 
     ``panel`` must hold every field used, from far enough back and forward to cover the
     expressions' window extensions (rows it lacks are treated as not stored, as Qlib does at the
     calendar's ends). Rows: inside each instrument's stored span, within ``[start, end]``, and on
-    membership days of ``market`` when given.
+    membership days of ``market`` when given. ``buffer``: where the result goes, if its shape
+    fits.
     """
     compiled = {n: e if isinstance(e, Expr) else compile_expression(e) for n, e in exprs.items()}
     missing = set().union(*(e.fields for e in compiled.values())) - set(panel.fields)
@@ -452,7 +475,8 @@ def evaluate(
     pos = np.argsort(flat)  # copy each result out in the order of its rows in memory
     index_type = np.int32 if panel.shape[0] * panel.shape[1] < 2**31 else np.int64
     flat, pos = flat[pos].astype(index_type), pos.astype(index_type)
-    out = np.empty((len(t_idx), len(compiled)), dtype=np.float32, order="F")
+    shape = (len(t_idx), len(compiled))
+    out = np.empty(shape, np.float32, order="F") if buffer is None else buffer.take(shape)
     for j in _schedule(ev, roots):
         value, owned = ev.evaluate(*roots[j])
         value = np.asarray(value)

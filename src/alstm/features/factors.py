@@ -9,10 +9,11 @@ import pandas as pd
 
 from alstm.data.errors import DataError
 from alstm.data.provider import QlibDataDir
+from alstm.data.qlib_format import spans_to_mask
 from alstm.features.alpha158 import alpha158
 from alstm.features.alpha360 import alpha360
 from alstm.features.cache import cache_key, cached
-from alstm.features.engine import Expr, compile_expression, evaluate
+from alstm.features.engine import Expr, ResultBuffer, compile_expression, evaluate
 from alstm.features.parser import ExpressionError
 
 #: The label of both benchmarks: the return from the close of t+1 to the close of t+2.
@@ -67,18 +68,23 @@ def compute_factors(
     left = max(c.left for c in compiled.values())
     right = max(c.right for c in compiled.values())
     lo, hi = max(s - left, 0), min(e + right, len(cal) - 1)
-    instruments = None
+    instruments, buffer = None, None
     if market is not None:
         window = (cal[s], cal[e])
+        spans = data.spans(market)
         instruments = sorted(
             sym
-            for sym, spans in data.spans(market).items()
-            if any(a <= window[1] and b >= window[0] for a, b in spans)
+            for sym, rows in spans.items()
+            if any(a <= window[1] and b >= window[0] for a, b in rows)
         )
+        # The result's rows are the membership days on which members have data: at most all
+        # membership days. The buffer is touched while the data loads.
+        members = spans_to_mask(spans, cal[s : e + 1], tuple(instruments))
+        buffer = ResultBuffer(int(members.sum()), len(compiled))
     panel = data.load(
         fields, cal[lo], cal[hi], markets=[market] if market else [], instruments=instruments
     )
-    return evaluate(panel, compiled, cal[s], cal[e], market)
+    return evaluate(panel, compiled, cal[s], cal[e], market, buffer=buffer)
 
 
 def load_factors(
