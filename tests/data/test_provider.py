@@ -45,8 +45,18 @@ def test_case_insensitive_folders(tiny_dir: Path) -> None:
     (tiny_dir / "features").rename(tiny_dir / "Features")
     (tiny_dir / "calendars").rename(tiny_dir / "CALENDARS")
     (tiny_dir / "Features" / "aaa").rename(tiny_dir / "Features" / "AAA")
+    bin_file = tiny_dir / "Features" / "AAA" / "close.day.bin"
+    bin_file.rename(bin_file.with_name("Close.day.bin"))
     panel = QlibDataDir(tiny_dir).load(["close"])
     assert panel["close"][0, 0] == 10.0
+
+
+def test_spans_are_read_once_and_handed_out_as_copies(tiny_dir: Path) -> None:
+    data = QlibDataDir(tiny_dir)
+    first = data.spans("mkt")
+    first["AAA"].clear()
+    (tiny_dir / "instruments" / "mkt.txt").unlink()
+    assert data.spans("MKT")["AAA"]  # the cached spans, untouched by the caller's edit
 
 
 def test_markets_and_fields(tiny_dir: Path) -> None:

@@ -35,6 +35,7 @@ class QlibDataDir:
         self.root = Path(root)
         if not self.root.is_dir():
             raise DataError(f"{self.root}: data directory does not exist")
+        self._spans: dict[str, dict[str, list[Span]]] = {}
 
     def __repr__(self) -> str:
         return f"QlibDataDir({str(self.root)!r})"
@@ -63,10 +64,14 @@ class QlibDataDir:
         return sorted(p.stem for p in self._instruments_dir.glob("*.txt"))
 
     def spans(self, market: str) -> dict[str, list[Span]]:
-        """Membership spans per symbol of one market."""
+        """Membership spans per symbol of one market (read once per instance, like the
+        calendar)."""
+        if market.lower() in self._spans:
+            return {sym: list(rows) for sym, rows in self._spans[market.lower()].items()}
         for p in self._instruments_dir.glob("*.txt"):
             if p.stem.lower() == market.lower():
-                return read_instruments(p)
+                self._spans[market.lower()] = read_instruments(p)
+                return self.spans(market)
         raise DataError(
             f"{self._instruments_dir}: unknown market {market!r}; known markets: {self.markets()}"
         )
@@ -141,9 +146,13 @@ class QlibDataDir:
             span: tuple[int, int] | None = None
             for f in fields:
                 path = folder / f"{f}{BIN_SUFFIX}"
-                if not path.exists():
-                    path = _find_bin(folder, f, sym)
-                s, values = read_bin(path, self.calendar, instrument=sym, field=f)
+                try:
+                    s, values = read_bin(path, self.calendar, instrument=sym, field=f)
+                except DataError:
+                    if path.exists():
+                        raise
+                    path = _find_bin(folder, f, sym)  # another case of the file name
+                    s, values = read_bin(path, self.calendar, instrument=sym, field=f)
                 e = s + len(values) - 1
                 if span is None:
                     span = (s, e)

@@ -75,14 +75,16 @@ def read_instruments(path: Path) -> dict[str, list[Span]]:
         rows.append((i, parts))
     starts = pd.to_datetime([p[1] for _, p in rows], errors="coerce", format="mixed")
     ends = pd.to_datetime([p[2] for _, p in rows], errors="coerce", format="mixed")
+    for k in np.flatnonzero(starts.isna() | ends.isna())[:1]:
+        i, (sym, s, e) = rows[k]
+        raise DataError(f"{path}:{i}: {sym}: unparsable date in {sym} {s} {e}")
+    for k in np.flatnonzero(ends < starts)[:1]:
+        i, (sym, _, _) = rows[k]
+        raise DataError(
+            f"{path}:{i}: {sym}: span ends {ends[k].date()} before it starts {starts[k].date()}"
+        )
     spans: dict[str, list[Span]] = {}
-    for (i, (sym, s, e)), start, end in zip(rows, starts, ends, strict=True):
-        if pd.isna(start) or pd.isna(end):
-            raise DataError(f"{path}:{i}: {sym}: unparsable date in {sym} {s} {e}")
-        if end < start:
-            raise DataError(
-                f"{path}:{i}: {sym}: span ends {end.date()} before it starts {start.date()}"
-            )
+    for (_, (sym, _, _)), start, end in zip(rows, starts, ends, strict=True):
         spans.setdefault(sym.upper(), []).append((start, end))
     return spans
 
