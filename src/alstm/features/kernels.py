@@ -211,10 +211,13 @@ def _result(out: np.ndarray | None, shape: tuple[int, ...], dtype: Any) -> np.nd
     return out
 
 
-def _in_ranges(call: Callable[[int, int], Any], n: int) -> None:
+def _in_ranges(
+    call: Callable[[int, int], Any], n: int, per_thread: int = _RANGES_PER_THREAD
+) -> None:
     """``call(a, b)`` over ranges a:b covering 0:n, in parallel on the kernels' threads (the
-    callee must release the GIL: a compiled kernel or a numpy ufunc)."""
-    ranges = min(n, _RANGES_PER_THREAD * numba.get_num_threads())
+    callee must release the GIL: a compiled kernel or a numpy ufunc); ``per_thread`` ranges per
+    thread (one suits work spread evenly over the items)."""
+    ranges = min(n, per_thread * numba.get_num_threads())
     if ranges <= 1:
         call(0, n)
         return
@@ -1415,7 +1418,7 @@ def apply_ufunc(ufunc: np.ufunc, args: list[Any], out: np.ndarray) -> np.ndarray
         with np.errstate(all="ignore"):  # per thread: numpy's error state is thread-local
             ufunc(*(v[a:b] if isinstance(v, np.ndarray) else v for v in args), out=out[a:b])
 
-    _in_ranges(rows, out.shape[0])
+    _in_ranges(rows, out.shape[0], per_thread=1)
     return out
 
 
@@ -1441,5 +1444,5 @@ def gather(
         raise ValueError("gather needs a 1-D src and int32 or int64 indices")
     if not len(flat) == len(pos) == len(out):
         raise ValueError("gather needs as many indices as out has items")
-    _in_ranges(lambda a, b: _gather_nb(src, flat, out, pos, a, b), len(flat))
+    _in_ranges(lambda a, b: _gather_nb(src, flat, out, pos, a, b), len(flat), per_thread=1)
     return out
