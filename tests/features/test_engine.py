@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 
 import numpy as np
@@ -170,6 +171,28 @@ def test_result_buffer_receives_the_result(panel: Panel, extra_rows: int) -> Non
     pd.testing.assert_frame_equal(got, want)
     shares = np.shares_memory(got["a"].to_numpy(), buffer._array)
     assert shares == (extra_rows >= 0)  # too small a buffer is not used
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_garbage_collector_is_paused_while_evaluating_and_restored(
+    panel: Panel, enabled: bool
+) -> None:
+    seen = []
+    register = engine._Evaluator.__init__
+
+    def spy(self, *args):  # type: ignore[no-untyped-def]
+        seen.append(gc.isenabled())
+        register(self, *args)
+
+    (gc.enable if enabled else gc.disable)()
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(engine._Evaluator, "__init__", spy)
+            evaluate(panel, {"x": "Mean($close, 5)"}, START, END, "mkt")
+        assert seen == [False]
+        assert gc.isenabled() == enabled
+    finally:
+        gc.enable()
 
 
 @pytest.mark.parametrize(

@@ -10,11 +10,14 @@ of later nodes: a fresh ``[T, N]`` array costs more in page faults than most ope
 
 from __future__ import annotations
 
+import functools
+import gc
 import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -401,6 +404,28 @@ def _window_args(node: Call) -> list[int | float]:
     return [a.value for k, a in zip(op.signature, node.args, strict=True) if k in "nak"]  # type: ignore[attr-defined]
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def gc_paused(func: F) -> F:
+    """Run ``func`` with Python's cyclic garbage collector paused (and restored after). Factor
+    computation allocates many short-lived objects that reference counting frees anyway (spans,
+    thread-pool futures); each collection they trigger walks every object of the interpreter,
+    tens of milliseconds with pandas and numba loaded."""
+
+    @functools.wraps(func)
+    def paused(*args: Any, **kwargs: Any) -> Any:
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return func(*args, **kwargs)
+        finally:
+            if enabled:
+                gc.enable()
+
+    return paused  # type: ignore[return-value]
+
+
 class ResultBuffer:
     """The float32 ``[rows, columns]`` result array of :func:`evaluate`, allocated ahead and
     touched on a background thread: the first touch of fresh memory costs as much as a good
@@ -420,6 +445,7 @@ class ResultBuffer:
         return np.empty(shape, dtype=np.float32, order="F")
 
 
+@gc_paused
 def evaluate(
     panel: Panel,
     exprs: dict[str, str | Expr],

@@ -13,7 +13,7 @@ from alstm.data.qlib_format import spans_to_mask
 from alstm.features.alpha158 import alpha158
 from alstm.features.alpha360 import alpha360
 from alstm.features.cache import cache_key, cached
-from alstm.features.engine import Expr, ResultBuffer, compile_expression, evaluate
+from alstm.features.engine import Expr, ResultBuffer, compile_expression, evaluate, gc_paused
 from alstm.features.parser import ExpressionError
 
 #: The label of both benchmarks: the return from the close of t+1 to the close of t+2.
@@ -30,6 +30,7 @@ def factor_set(name: str, **knobs: object) -> dict[str, str]:
         raise ValueError(f"unknown factor set {name!r}; known: {sorted(FACTOR_SETS)}") from None
 
 
+@gc_paused
 def compute_factors(
     data: QlibDataDir,
     exprs: Mapping[str, str],
