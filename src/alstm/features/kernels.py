@@ -729,18 +729,27 @@ def rolling_regression(
 ) -> tuple[np.ndarray, ...]:
     """Several of :func:`rolling_slope`, :func:`rolling_rsquare`, :func:`rolling_resi` and
     :func:`rolling_wma` (``stats``: their names) in one pass, one result per stat."""
-    codes = _codes(stats, _REGRESSION)
-    x = _panel(x)
-    out = tuple(np.empty(x.shape) for _ in codes) if out is None else out
-    return _run(_regression_nb, (x,), _window(d), start, codes, stop=stop, out=out)
+    return _several(_regression_nb, _REGRESSION, x, d, stats, start, out, stop)
 
 
-def _codes(stats: tuple[str, ...], known: dict[str, int]) -> np.ndarray:
-    """The kernel codes of statistic names, checked."""
+def _several(
+    kernel: Callable[..., None],
+    known: dict[str, int],
+    x: np.ndarray,
+    d: int,
+    stats: tuple[str, ...],
+    start: np.ndarray,
+    out: tuple[np.ndarray, ...] | None,
+    stop: np.ndarray | None,
+) -> tuple[np.ndarray, ...]:
+    """Run a several-statistics kernel on the checked codes of ``stats`` (names in ``known``)."""
     unknown = [s for s in stats if s not in known]
     if unknown or not stats:
         raise ValueError(f"statistics must be among {sorted(known)}, got {list(stats)}")
-    return np.array([known[s] for s in stats], dtype=np.int64)
+    codes = np.array([known[s] for s in stats], dtype=np.int64)
+    x = _panel(x)
+    out = tuple(np.empty(x.shape) for _ in codes) if out is None else out
+    return _run(kernel, (x,), _window(d), start, codes, stop=stop, out=out)
 
 
 def _one(
@@ -1217,12 +1226,9 @@ def rolling_extremes(
 ) -> tuple[np.ndarray, ...]:
     """:func:`rolling_max` and :func:`rolling_idxmax`, or :func:`rolling_min` and
     :func:`rolling_idxmin` (``stats``: their names), in one pass, one result per stat."""
-    codes = _codes(stats, _EXTREMES)
     if len({s.removeprefix("idx") for s in stats}) > 1:
         raise ValueError(f"statistics must all be of max or all of min, got {list(stats)}")
-    x = _panel(x)
-    out = tuple(np.empty(x.shape) for _ in codes) if out is None else out
-    return _run(_extreme_nb, (x,), _window(d), start, codes, stop=stop, out=out)
+    return _several(_extreme_nb, _EXTREMES, x, d, stats, start, out, stop)
 
 
 def rolling_max(
