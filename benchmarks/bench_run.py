@@ -7,7 +7,10 @@ process with two torch threads. Qlib's DataLoader uses ``--qlib-workers`` proces
 20 is sized for a large machine). Factor caches are off on both sides, so both compute
 everything. Qlib takes about 20 minutes here. Prints a table and one JSON object last.
 
-    python benchmarks/bench_run.py [--seed 1] [--qlib-workers 0]
+    python benchmarks/bench_run.py [--seed 1] [--qlib-workers 0] [--set KEY=VALUE ...]
+
+``--set`` overrides alstm's config as ``alstm run --set`` does (e.g.
+``model.kwargs.batch_threads=2``).
 """
 
 from __future__ import annotations
@@ -27,14 +30,14 @@ QLIB_PYTHON = Path(os.environ.get("ALSTM_QLIB_PYTHON", ROOT / ".venv-qlib" / "bi
 QLIB_YAML = ROOT / "tests" / "workflow" / "qlib_yaml" / "workflow_config_alstm_Alpha158.yaml"
 
 
-def alstm_worker(seed: int, data: str, out: str) -> dict:
+def alstm_worker(seed: int, data: str, out: str, overrides: list[str]) -> dict:
     """``alstm run`` of the Alpha158 benchmark config; returns wall seconds and test metrics."""
     from alstm.workflow.config import load_config
     from alstm.workflow.pipeline import run
 
     cfg = load_config(ROOT / "configs" / "alstm_alpha158.yaml",
                       [f"data.provider={data}", f"seed={seed}", "tracking.enabled=false",
-                       "model.kwargs.verbose=false"])  # fmt: skip
+                       "model.kwargs.verbose=false", *overrides])  # fmt: skip
     t0 = time.perf_counter()
     metrics = run(cfg, Path(out) / "alstm", cache_dir=Path(out) / "cache")
     evals = json.loads((Path(out) / "alstm" / "evals.json").read_text())
@@ -79,6 +82,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--qlib-workers", type=int, default=0)
     p.add_argument("--data", default=str(DATA))
+    p.add_argument("--set", action="append", default=[], help="alstm config override")
     args = p.parse_args()
     env = {
         **os.environ,
@@ -91,7 +95,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for side, python in (("alstm", sys.executable), ("qlib", str(QLIB_PYTHON))):
             cmd = [python, me, "--worker", side, str(args.seed), args.data, tmp,
-                   str(args.qlib_workers)]  # fmt: skip
+                   str(args.qlib_workers), *args.set]  # fmt: skip
             res[side] = run_worker(cmd, env)
     print(f"{'side':<7}{'seconds':>10}{'IC':>9}{'Rank IC':>9}{'IR (cost)':>11}{'RSS MB':>9}")
     for side, r in res.items():
@@ -102,7 +106,7 @@ def main() -> None:
         "ratio_run": round(res["qlib"]["seconds"] / res["alstm"]["seconds"], 2),
         "alstm_ic": res["alstm"]["IC"], "qlib_ic": res["qlib"]["IC"],
         "alstm_rank_ic": res["alstm"]["Rank IC"], "qlib_rank_ic": res["qlib"]["Rank IC"],
-        "alstm_epochs": res["alstm"].get("epochs"), "seed": args.seed,
+        "alstm_epochs": res["alstm"].get("epochs"), "seed": args.seed, "alstm_set": args.set,
         "alstm_rss_mb": round(res["alstm"]["rss_mb"], 1),
         "qlib_rss_mb": round(res["qlib"]["rss_mb"], 1),
     }))  # fmt: skip
@@ -112,7 +116,7 @@ if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
         side, seed, data, out, workers = sys.argv[2:7]
         if side == "alstm":
-            print(json.dumps(alstm_worker(int(seed), data, out)))
+            print(json.dumps(alstm_worker(int(seed), data, out, sys.argv[7:])))
         else:
             print(json.dumps(qlib_worker(int(seed), data, out, int(workers))))
     else:
