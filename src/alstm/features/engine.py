@@ -3,9 +3,19 @@
 Qlib computes each expression per instrument over calendar rows ``[start − left, end + right]``
 (the expression's window extension), on the instrument's stored series only, casts the result to
 float32, cuts it to ``[start, end]`` and keeps the rows inside the market's membership spans. Here
-every node runs once over the whole ``[T, N]`` panel; sub-expressions shared between expressions
-are computed once and freed after their last use. Freed temporaries are recycled as the results
-of later nodes: a fresh ``[T, N]`` array costs more in page faults than most operators.
+every node runs once over the ``[T, N]`` panel; sub-expressions shared between expressions are
+computed once and freed after their last use. Freed temporaries are recycled as the results of
+later nodes: a fresh ``[T, N]`` array costs more in page faults than most operators.
+
+Three things keep the work near what the output needs:
+
+- Each column is computed only on the rows its output rows read: the market's rows, widened by
+  every window on the way down (path-dependent operators keep Qlib's load start). The panel's
+  columns are sorted by their first needed row, so that the kernels' column ranges share a row
+  span.
+- Statistics of one series and window (Slope/Rsquare/Resi, Max/IdxMax, quantiles …) are computed
+  in one kernel pass (the operators' ``batch``).
+- The result array is faulted in on a second thread while the data loads (``ResultBuffer``).
 """
 
 from __future__ import annotations
