@@ -83,8 +83,9 @@ def main() -> None:
             summary[f"{side}_{name}_s"] = round(seconds[side], 3)
             summary[f"{side}_{name}_runs_s"] = [round(r["seconds"], 3) for r in rs]
             summary[f"{side}_{name}_rss_mb"] = round(peak, 1)
-            if rs[0]["shape"] != runs["alstm"][0]["shape"]:
-                raise SystemExit(f"{name}: shapes differ {rs[0]['shape']} vs alstm's")
+        shapes = {side: rs[0]["shape"] for side, rs in runs.items()}
+        if shapes["alstm"] != shapes["qlib"]:
+            raise SystemExit(f"{name}: shapes differ {shapes['alstm']} vs {shapes['qlib']}")
         summary[f"ratio_{name}"] = round(seconds["qlib"] / seconds["alstm"], 1)
     summary["alstm_rss_mb"] = round(rss["alstm"], 1)
     summary["qlib_rss_mb"] = round(rss["qlib"], 1)

@@ -66,15 +66,18 @@ class QlibDataDir:
     def spans(self, market: str) -> dict[str, list[Span]]:
         """Membership spans per symbol of one market (read once per instance, like the
         calendar)."""
-        if market.lower() in self._spans:
-            return {sym: list(rows) for sym, rows in self._spans[market.lower()].items()}
-        for p in self._instruments_dir.glob("*.txt"):
-            if p.stem.lower() == market.lower():
-                self._spans[market.lower()] = read_instruments(p)
-                return self.spans(market)
-        raise DataError(
-            f"{self._instruments_dir}: unknown market {market!r}; known markets: {self.markets()}"
-        )
+        key = market.lower()
+        if key not in self._spans:
+            path = next(
+                (p for p in self._instruments_dir.glob("*.txt") if p.stem.lower() == key), None
+            )
+            if path is None:
+                raise DataError(
+                    f"{self._instruments_dir}: unknown market {market!r}; "
+                    f"known markets: {self.markets()}"
+                )
+            self._spans[key] = read_instruments(path)
+        return {sym: list(rows) for sym, rows in self._spans[key].items()}
 
     def instruments(self, market: str | None = None) -> tuple[str, ...]:
         """Sorted symbols of a market, or every symbol with a features folder."""

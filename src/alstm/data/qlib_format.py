@@ -75,10 +75,13 @@ def read_instruments(path: Path) -> dict[str, list[Span]]:
         rows.append((i, parts))
     starts = pd.to_datetime([p[1] for _, p in rows], errors="coerce", format="mixed")
     ends = pd.to_datetime([p[2] for _, p in rows], errors="coerce", format="mixed")
-    for k in np.flatnonzero(starts.isna() | ends.isna())[:1]:
-        i, (sym, s, e) = rows[k]
+    unparsable = np.flatnonzero(starts.isna() | ends.isna())
+    if len(unparsable):
+        i, (sym, s, e) = rows[unparsable[0]]
         raise DataError(f"{path}:{i}: {sym}: unparsable date in {sym} {s} {e}")
-    for k in np.flatnonzero(ends < starts)[:1]:
+    backwards = np.flatnonzero(ends < starts)
+    if len(backwards):
+        k = backwards[0]
         i, (sym, _, _) = rows[k]
         raise DataError(
             f"{path}:{i}: {sym}: span ends {ends[k].date()} before it starts {starts[k].date()}"

@@ -161,8 +161,8 @@ class _Evaluator:
         self.uses: Counter[tuple[str, int | None]] = Counter()
         for node, lo in roots:
             self._count(node, lo)
-        self.calls: dict[tuple[str, int | None], tuple[Call, int]] = {}
-        self.rows = self._plan_rows(roots, begin, stop)
+        self.calls, order = self._collect_calls(roots)
+        self.rows = self._plan_rows(roots, order, begin, stop)
         self.batches = self._plan_batches()
         self.memo: dict[tuple[str, int | None], tuple[Any, bool]] = {}
         self.buffers = _Buffers(panel.shape)
@@ -180,16 +180,13 @@ class _Evaluator:
                 for a in node.args:
                     self._count(a, lo)
 
-    def _plan_rows(
-        self, roots: list[tuple[Node, int]], begin: np.ndarray, stop: np.ndarray
-    ) -> dict[tuple[str, int | None], tuple[np.ndarray, np.ndarray | None]]:
-        """``(ctx.start, ctx.stop)`` of every call, so that each is computed only on the rows its
-        consumers read: the roots need rows ``begin[j] .. stop[j] − 1`` of column ``j`` (none
-        where ``begin >= stop``), and a local operator needs its operands on its own needed rows
-        widened by its window extension. Non-local operators get every row of their operands."""
-        T, N = self.panel.shape
-        calls = self.calls
-        order: list[tuple[str, int | None]] = []  # children before parents
+    def _collect_calls(
+        self, roots: list[tuple[Node, int]]
+    ) -> tuple[dict[tuple[str, int | None], tuple[Call, int]], list[tuple[str, int | None]]]:
+        """Every distinct call of the trees (key → node and load start), and their keys with
+        each call's operands before the call."""
+        calls: dict[tuple[str, int | None], tuple[Call, int]] = {}
+        order: list[tuple[str, int | None]] = []
 
         def visit(node: Node, lo: int) -> None:
             key = self._key(node, lo) if isinstance(node, Call) else None
@@ -202,6 +199,21 @@ class _Evaluator:
 
         for node, lo in roots:
             visit(node, lo)
+        return calls, order
+
+    def _plan_rows(
+        self,
+        roots: list[tuple[Node, int]],
+        order: list[tuple[str, int | None]],
+        begin: np.ndarray,
+        stop: np.ndarray,
+    ) -> dict[tuple[str, int | None], tuple[np.ndarray, np.ndarray | None]]:
+        """``(ctx.start, ctx.stop)`` of every call, so that each is computed only on the rows its
+        consumers read: the roots need rows ``begin[j] .. stop[j] − 1`` of column ``j`` (none
+        where ``begin >= stop``), and a local operator needs its operands on its own needed rows
+        widened by its window extension. Non-local operators get every row of their operands.
+        ``order``: the calls' keys, operands first."""
+        T, N = self.panel.shape
         need: dict[tuple[str, int | None], tuple[np.ndarray, np.ndarray]] = {}
 
         def widen(key: tuple[str, int | None], b: np.ndarray, e: np.ndarray) -> None:
@@ -213,7 +225,7 @@ class _Evaluator:
                 widen(self._key(node, lo), begin, stop)
         plan = {}
         for key in reversed(order):
-            node, lo = calls[key]
+            node, lo = self.calls[key]
             op = get_operator(node.op)
             b, e = need.pop(key)
             if not op.local:

@@ -178,9 +178,7 @@ def _run(
     x = inputs[0]
     T = x.shape[0]
     start, stop = _starts(start, x), _stops(stop, x)
-    outs = out if isinstance(out, tuple) else (_result(out, x.shape, dtype),)
-    for o in outs:
-        _result(o, x.shape, dtype)
+    outs = tuple(_result(o, x.shape, dtype) for o in (out if isinstance(out, tuple) else (out,)))
 
     def call(a: int, b: int) -> None:
         r0 = min(int(start[a:b].min()), T)
@@ -729,27 +727,29 @@ def rolling_regression(
 ) -> tuple[np.ndarray, ...]:
     """Several of :func:`rolling_slope`, :func:`rolling_rsquare`, :func:`rolling_resi` and
     :func:`rolling_wma` (``stats``: their names) in one pass, one result per stat."""
-    return _several(_regression_nb, _REGRESSION, x, d, stats, start, out, stop)
+    return _several(_regression_nb, x, d, _codes(stats, _REGRESSION), start, out, stop)
 
 
 def _several(
     kernel: Callable[..., None],
-    known: dict[str, int],
     x: np.ndarray,
     d: int,
-    stats: tuple[str, ...],
+    params: np.ndarray,
     start: np.ndarray,
     out: tuple[np.ndarray, ...] | None,
     stop: np.ndarray | None,
 ) -> tuple[np.ndarray, ...]:
-    """Run a several-statistics kernel on the checked codes of ``stats`` (names in ``known``)."""
-    unknown = [s for s in stats if s not in known]
-    if unknown or not stats:
-        raise ValueError(f"statistics must be among {sorted(known)}, got {list(stats)}")
-    codes = np.array([known[s] for s in stats], dtype=np.int64)
+    """Run a several-statistics kernel, one result per entry of ``params`` (its statistic)."""
     x = _panel(x)
-    out = tuple(np.empty(x.shape) for _ in codes) if out is None else out
-    return _run(kernel, (x,), _window(d), start, codes, stop=stop, out=out)
+    out = tuple(np.empty(x.shape) for _ in params) if out is None else out
+    return _run(kernel, (x,), _window(d), start, params, stop=stop, out=out)
+
+
+def _codes(stats: tuple[str, ...], known: dict[str, int]) -> np.ndarray:
+    """The kernel codes of statistic names, checked against ``known``."""
+    if not stats or any(s not in known for s in stats):
+        raise ValueError(f"statistics must be among {sorted(known)}, got {list(stats)}")
+    return np.array([known[s] for s in stats], dtype=np.int64)
 
 
 def _one(
@@ -1047,10 +1047,7 @@ def rolling_quantiles(
     result per q."""
     if not qs or any(not (0.0 <= q <= 1.0 or q == -1.0) for q in qs):
         raise ValueError(f"quantiles must be in [0, 1] (or -1: the median), got {list(qs)}")
-    x = _panel(x)
-    out = tuple(np.empty(x.shape) for _ in qs) if out is None else out
-    levels = np.array(qs, dtype=np.float64)
-    return _run(_quantile_nb, (x,), _window(d), start, levels, stop=stop, out=out)
+    return _several(_quantile_nb, x, d, np.array(qs, dtype=np.float64), start, out, stop)
 
 
 def rolling_median(
@@ -1226,9 +1223,10 @@ def rolling_extremes(
 ) -> tuple[np.ndarray, ...]:
     """:func:`rolling_max` and :func:`rolling_idxmax`, or :func:`rolling_min` and
     :func:`rolling_idxmin` (``stats``: their names), in one pass, one result per stat."""
+    codes = _codes(stats, _EXTREMES)
     if len({s.removeprefix("idx") for s in stats}) > 1:
         raise ValueError(f"statistics must all be of max or all of min, got {list(stats)}")
-    return _several(_extreme_nb, _EXTREMES, x, d, stats, start, out, stop)
+    return _several(_extreme_nb, x, d, codes, start, out, stop)
 
 
 def rolling_max(

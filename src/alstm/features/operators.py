@@ -137,6 +137,8 @@ def _batch(many: Callable[..., tuple[np.ndarray, ...]], stat: Callable[[str, tup
     return batch
 
 
+# Each _batch(...) is a batch family of its own: Max/IdxMax and Min/IdxMin must not be grouped
+# together (one pass looks for one sign of extreme).
 _regression = _batch(kernels.rolling_regression, lambda name, _: name.lower())
 _highest = _batch(kernels.rolling_extremes, lambda name, _: name.lower())
 _lowest = _batch(kernels.rolling_extremes, lambda name, _: name.lower())
