@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from alstm.model.cpu_gru import cpu_gru_applies, gru_forward
+from alstm.model.cpu_gru import _step_forward, cpu_gru_applies, gru_forward
 
 
 @pytest.mark.parametrize(("steps", "n_in", "hidden", "layers"), [(7, 5, 8, 2), (3, 4, 6, 1)])
@@ -37,3 +37,24 @@ def test_falls_back_where_it_does_not_apply() -> None:
     dropping = torch.nn.GRU(4, 4, num_layers=2, dropout=0.5)
     assert not cpu_gru_applies(dropping, x)
     assert cpu_gru_applies(dropping.eval(), x)
+
+
+def test_compiled_sigmoid_matches_torch_over_the_float32_range() -> None:
+    a = torch.cat([torch.linspace(-120, 120, 200_001), torch.tensor([0.0, -0.0, 1e-30, -1e-30])])
+    gi = torch.zeros(len(a), 3)  # one hidden unit: gates r, z, n
+    gi[:, 0] = a  # r = σ(a)
+    gi[:, 1] = a  # z = σ(a)
+    gi[:, 2] = a / 2  # n = tanh(a / 2) = 2σ(a) − 1
+    h = torch.zeros(len(a), 1)
+    rz, n, rgh, h_next = (
+        torch.empty(len(a), 2),
+        torch.empty(len(a), 1),
+        torch.empty(len(a), 1),
+        h.clone(),
+    )
+    args = [t.numpy() for t in (gi, torch.zeros_like(gi), h, h_next, rz, n, rgh)]
+    _step_forward(*args)
+    torch.testing.assert_close(rz[:, 0], torch.sigmoid(a), atol=2e-7, rtol=0)
+    torch.testing.assert_close(rz[:, 1], torch.sigmoid(a), atol=2e-7, rtol=0)
+    torch.testing.assert_close(n[:, 0], torch.tanh(a / 2), atol=3e-7, rtol=0)
+    torch.testing.assert_close(h_next[:, 0], (1 - rz[:, 1]) * n[:, 0], atol=1e-7, rtol=0)

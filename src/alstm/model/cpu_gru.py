@@ -7,12 +7,13 @@ outputs and gradients agree with ``nn.GRU`` to float32 rounding (~1e-7).
 Why: on a CPU, ``nn.GRU`` records ~20 small autograd ops per time step and runs its matrix
 products through MKL; on the AMD EPYC this was tuned on, oneDNN's AVX-512 kernels do a step's
 ``[800, 64] × [64, 192]`` product in half MKL's time. Here the forward and the backward's
-``dh``/``dx`` products are oneDNN calls on cache-sized ``[B, ·]`` blocks, the backward's
-elementwise work is one compiled loop per step, and no autograd graph is built inside the loop.
+``dh``/``dx`` products are oneDNN calls on cache-sized ``[B, ·]`` blocks, each step's elementwise
+work (forward and backward) is one compiled loop, and no autograd graph is built inside the loop.
 (The weight gradients stay on MKL: oneDNN wants both of their operands batch-last, and the
-transposes cost what they save.) About 1.4× faster than ``nn.GRU`` for a training step, 1.7× for
-inference, at hidden 64 and batch 800. Used for GRUs on the CPU without inter-layer dropout in
-training; everything else runs ``nn.GRU``.
+transposes cost what they save.) On one thread, at hidden 64, batch 800, 60 steps and 2 layers:
+155 against ``nn.GRU``'s 293 ms for a forward and backward pass, 35 against 109 ms for inference.
+Used for GRUs on the CPU without inter-layer dropout in training; everything else runs
+``nn.GRU``.
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ from collections.abc import Callable
 import numba as nb
 import numpy as np
 import torch
+from llvmlite import ir
+from numba.core import types
+from numba.extending import intrinsic
 from torch import nn
 from torch.nn import functional as F
-
-from alstm.model.activations import tanh_
 
 Linear = Callable[..., torch.Tensor]
 
@@ -92,18 +94,19 @@ def _layer_forward(
     ``[T, B, H]`` (``r ⊙ (W_hn h + b_hn)``)."""
     steps, batch, _ = x.shape
     hidden = w_hh.shape[1]
-    h2 = 2 * hidden
     out = x.new_empty(steps + 1, batch, hidden)
     out[0].zero_()
-    saved = [x.new_empty(steps, batch, k) for k in (h2, hidden, hidden)] if keep else []
+    shapes = ((steps, batch, 2 * hidden), (steps, batch, hidden), (steps, batch, hidden))
+    # without keep, each step's gates go to one scratch set (kept hot in cache) and are dropped
+    saved = [x.new_empty(shape if keep else shape[1:]) for shape in shapes]
+    out_np = out.numpy()
+    gates = [a.numpy() for a in saved]
     for t in range(steps):
         gi = _LINEAR(x[t], w_ih, b_ih)
         gh = _LINEAR(out[t], w_hh, b_hh)
-        rz = torch.add(gi[:, :h2], gh[:, :h2], out=saved[0][t] if keep else None).sigmoid_()
-        rgh = torch.mul(rz[:, :hidden], gh[:, h2:], out=saved[2][t] if keep else None)
-        n = tanh_(torch.add(gi[:, h2:], rgh, out=saved[1][t] if keep else None))
-        torch.addcmul(n, rz[:, hidden:], out[t] - n, out=out[t + 1])
-    return (out, *saved)
+        step_gates = [a[t] for a in gates] if keep else gates
+        _step_forward(gi.numpy(), gh.numpy(), out_np[t], out_np[t + 1], *step_gates)
+    return (out, *saved) if keep else (out,)
 
 
 class _GRULayer(torch.autograd.Function):
@@ -149,6 +152,56 @@ class _GRULayer(torch.autograd.Function):
             np.concatenate([db[: 2 * hidden], db[3 * hidden :]]).astype(np.float32)
         )
         return dx, dw_ih, dw_hh, db_ih, db_hh
+
+
+@intrinsic
+def _as_float32(typingctx, bits):  # type: ignore[no-untyped-def]  # pragma: no cover - numba
+    """The float32 whose bit pattern is the int32 ``bits`` (a free reinterpretation)."""
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        return builder.bitcast(args[0], ir.FloatType())
+
+    return types.float32(types.int32), codegen
+
+
+@nb.njit(inline="always", error_model="numpy")
+def _sigmoid(a):  # pragma: no cover - numba
+    """σ(a) = 1 / (1 + e^−a) in float32, within 2e-7 of torch's: e^x as 2^k · p(x − k ln 2) with
+    Cephes' degree-6 polynomial and 2^k from its exponent bits. Written out so that the loops
+    calling it vectorize (numba has no vector ``exp`` without Intel's SVML)."""
+    x = -a
+    x = x if x > np.float32(-87.0) else np.float32(-87.0)
+    x = x if x < np.float32(88.0) else np.float32(88.0)
+    # round to nearest by the float32 magic number 1.5 · 2^23
+    k = (x * np.float32(1.4426950408889634) + np.float32(12582912.0)) - np.float32(12582912.0)
+    x = x - k * np.float32(0.693359375) - k * np.float32(-2.12194440e-4)
+    p = np.float32(1.9875691500e-4) * x + np.float32(1.3981999507e-3)
+    p = p * x + np.float32(8.3334519073e-3)
+    p = p * x + np.float32(4.1665795894e-2)
+    p = p * x + np.float32(1.6666665459e-1)
+    p = p * x + np.float32(5.0000001201e-1)
+    e = (p * (x * x) + x + np.float32(1.0)) * _as_float32((np.int32(k) + np.int32(127)) << 23)
+    return np.float32(1.0) / (np.float32(1.0) + e)
+
+
+@nb.njit(cache=True, boundscheck=False, nogil=True, error_model="numpy")
+def _step_forward(gi, gh, h, h_next, rz, n, rgh):  # pragma: no cover - numba
+    """One step's gates from ``gi = W_i· x_t + b_i·`` and ``gh = W_h· h + b_h·`` ``[B, 3H]``
+    (r, z, n blocks) and the state ``h`` ``[B, H]``: writes ``h_next`` and the gates the backward
+    reads, ``rz`` ``[B, 2H]``, ``n`` and ``rgh`` ``[B, H]`` (tanh as ``2σ(2a) − 1``, as
+    ``activations.tanh``). ``error_model="numpy"`` lets the division vectorize."""
+    batch, hidden = h.shape
+    one, two = np.float32(1.0), np.float32(2.0)
+    for b in range(batch):
+        gi_b, gh_b, h_b, next_b = gi[b], gh[b], h[b], h_next[b]
+        rz_b, n_b, rgh_b = rz[b], n[b], rgh[b]
+        for j in range(hidden):
+            r = _sigmoid(gi_b[j] + gh_b[j])
+            z = _sigmoid(gi_b[hidden + j] + gh_b[hidden + j])
+            rg = r * gh_b[2 * hidden + j]
+            nj = two * _sigmoid(two * (gi_b[2 * hidden + j] + rg)) - one
+            rz_b[j], rz_b[hidden + j], rgh_b[j], n_b[j] = r, z, rg, nj
+            next_b[j] = nj + z * (h_b[j] - nj)
 
 
 @nb.njit(cache=True, boundscheck=False, nogil=True)
