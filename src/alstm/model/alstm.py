@@ -46,7 +46,7 @@ from alstm.model.net import HEADS, RNN_TYPES, ALSTMNet
 from alstm.model.progress import TrainingProgress
 from alstm.model.protocols import SampleSet, SampleSource
 from alstm.model.registry import register_model
-from alstm.model.runtime import resolve_device, torch_settings
+from alstm.model.runtime import release_free_memory, resolve_device, torch_settings
 from alstm.model.stopping import EarlyStopping
 from alstm.model.trainer import Batches, attention, evaluate, predict, train_epoch
 
@@ -212,10 +212,12 @@ class ALSTM:
         loss = train_epoch(
             run.net, run.optimizer, train, order, weight, progress.tick, self.batch_threads
         )
+        release_free_memory()  # the passes allocate on different threads (see there)
         progress.phase("eval train", train.count(n_train, drop_last=True))
         train_score = evaluate(run.net, train, metric, progress.tick)
         progress.phase("eval valid", valid.count(n_valid, drop_last=True))
         valid_score = evaluate(run.net, valid, metric, progress.tick)
+        release_free_memory()
         run.history["train"].append(train_score)
         run.history["valid"].append(valid_score)
         stop = run.stopper.update(run.epoch, valid_score, run.net)
