@@ -79,7 +79,7 @@ def test_grouped_scoring_equals_batch_by_batch(
     ticks: list[int] = []
     grouped = evaluate(net, batches, metric, lambda: ticks.append(1)), predict(net, batches)
     assert len(ticks) == 7  # one per scored batch, the partial one dropped
-    monkeypatch.setattr(trainer, "SCORE_CELLS", 1)  # one batch per forward pass
+    monkeypatch.setattr(trainer, "SCORE_ROWS", 1)  # one batch per forward pass
     single = evaluate(net, batches, metric), predict(net, batches)
     # equal up to the matrix products' rounding (bit for bit at the benchmarks' sizes)
     assert grouped[0] == pytest.approx(single[0], rel=1e-6)

@@ -185,12 +185,11 @@ def predict(net: nn.Module, batches: Batches, tick: Tick | None = None) -> np.nd
     return np.concatenate(out) if out else np.empty(0, np.float32)
 
 
-#: Rows × time steps per forward pass when scoring (whole batches, at least one). Larger passes
-#: amortize the per-step calls, until a step's arrays outgrow the cache: with 2 threads, 1600
-#: rows of 20 steps scored faster per row than 800, but 800 rows of 60 steps faster than 1600
-#: (36 against 44 ms per 800). Rows do not interact, so scores equal batch-by-batch ones up to
-#: the products' rounding (bit for bit at hidden 64 and batch 800, both benchmark shapes).
-SCORE_CELLS = 32_000
+#: Rows per forward pass when scoring (whole batches, at least one): larger products run faster
+#: (an Alpha360 batch of 800 scored in 34 instead of 40 ms when paired with the next). Rows do
+#: not interact, so scores equal batch-by-batch ones up to the products' rounding (bit for bit
+#: at hidden 64 and batch 800, both benchmark shapes).
+SCORE_ROWS = 1600
 
 
 def _scored(
@@ -199,8 +198,7 @@ def _scored(
     """``(scores, labels)`` of each batch over ``order``, the forward pass run on groups of
     consecutive batches."""
     size = batches.batch_size
-    per_pass = max(1, SCORE_CELLS // (size * batches.samples.step_len))
-    grouped = replace(batches, batch_size=size * per_pass)
+    grouped = replace(batches, batch_size=size * max(1, SCORE_ROWS // size))
     for _, x, y in grouped.iterate(order[: batches.count(len(order), drop_last) * size], False):
         pred = net(x)
         for lo in range(0, len(y), size):
