@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 import torch
 
 from alstm.model.cpu_gru import _step_forward, cpu_gru_applies, gru_forward
 
 
+@pytest.fixture(params=[1, 2], ids=["compiled step", "torch-op step"])
+def torch_threads(request: pytest.FixtureRequest) -> Iterator[int]:
+    """The forward's step runs compiled on one torch thread and as torch ops on several."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(request.param)
+    yield request.param
+    torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize(("steps", "n_in", "hidden", "layers"), [(7, 5, 8, 2), (3, 4, 6, 1)])
 def test_matches_nn_gru_forward_and_backward(
-    steps: int, n_in: int, hidden: int, layers: int
+    steps: int, n_in: int, hidden: int, layers: int, torch_threads: int
 ) -> None:
     torch.manual_seed(0)
     rnn = torch.nn.GRU(n_in, hidden, num_layers=layers)
