@@ -12,6 +12,11 @@ def _from_doubled(d: torch.Tensor) -> torch.Tensor:
     return d.sigmoid_().mul_(2).sub_(1)
 
 
+def tanh_(a: torch.Tensor) -> torch.Tensor:
+    """``a ← tanh(a)`` in place (not differentiable)."""
+    return _from_doubled(a.mul_(2))
+
+
 class _Tanh(torch.autograd.Function):
     @staticmethod
     def forward(ctx: torch.autograd.function.FunctionCtx, a: torch.Tensor) -> torch.Tensor:

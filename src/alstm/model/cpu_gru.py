@@ -30,6 +30,8 @@ from numba.extending import intrinsic
 from torch import nn
 from torch.nn import functional as F
 
+from alstm.model.activations import tanh_
+
 Linear = Callable[..., torch.Tensor]
 
 
@@ -125,11 +127,11 @@ def _torch_step(
     n: torch.Tensor,
     rgh: torch.Tensor,
 ) -> None:
-    """``_step_forward`` in torch ops (torch's σ, tanh as ``2σ(2a) − 1`` likewise)."""
+    """``_step_forward`` in torch ops (torch's σ; the same ``tanh``)."""
     hidden = h.shape[1]
     torch.add(gi[:, : 2 * hidden], gh[:, : 2 * hidden], out=rz).sigmoid_()
     torch.mul(rz[:, :hidden], gh[:, 2 * hidden :], out=rgh)
-    torch.add(gi[:, 2 * hidden :], rgh, out=n).mul_(2).sigmoid_().mul_(2).sub_(1)
+    tanh_(torch.add(gi[:, 2 * hidden :], rgh, out=n))
     torch.addcmul(n, rz[:, hidden:], h - n, out=h_next)
 
 

@@ -64,8 +64,8 @@ def release_free_memory() -> bool:
     Why: glibc gives each thread that allocates an arena of its own, and an arena keeps the
     pages it freed. The training pass allocates on the batch threads and scoring on the main
     thread, so without this the process holds each arena's peak at once: an Alpha360 fit at half
-    the benchmark's size peaked at 2081 MB, against 1505 MB with a trim after each pass, at the
-    same speed (measured over 2 epochs).
+    the benchmark's size peaked at 2081 MB, against 1505–1740 MB (four runs) with a trim after
+    each pass, at the same speed (measured over 2 epochs).
     """
     if _MALLOC_TRIM is None:
         return False
