@@ -10,7 +10,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 ## setup: create .venv and install alstm with its dev extras through the lock file (idempotent)
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml requirements/lock.txt
+$(VENV)/.installed: pyproject.toml requirements/lock.txt src/alstm/_mkl_intel_path.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q -c requirements/lock.txt -e '.[dev]'
 	touch $@

@@ -32,6 +32,7 @@ QLIB_YAML = ROOT / "tests" / "workflow" / "qlib_yaml" / "workflow_config_alstm_A
 
 def alstm_worker(seed: int, data: str, out: str, overrides: list[str]) -> dict:
     """``alstm run`` of the Alpha158 benchmark config; returns wall seconds and test metrics."""
+    from alstm.mkl_path import STATUS
     from alstm.workflow.config import load_config
     from alstm.workflow.pipeline import run
 
@@ -43,6 +44,7 @@ def alstm_worker(seed: int, data: str, out: str, overrides: list[str]) -> dict:
     evals = json.loads((Path(out) / "alstm" / "evals.json").read_text())
     return {"seconds": time.perf_counter() - t0, "IC": metrics["IC"],
             "Rank IC": metrics["Rank IC"], "epochs": len(evals["valid"]),
+            "mkl_intel_path": STATUS,
             "excess_with_cost_ir":
                 metrics["excess_return_with_cost"]["information_ratio"]}  # fmt: skip
 
@@ -107,6 +109,7 @@ def main() -> None:
         "alstm_ic": res["alstm"]["IC"], "qlib_ic": res["qlib"]["IC"],
         "alstm_rank_ic": res["alstm"]["Rank IC"], "qlib_rank_ic": res["qlib"]["Rank IC"],
         "alstm_epochs": res["alstm"].get("epochs"), "seed": args.seed, "alstm_set": args.set,
+        "alstm_mkl_intel_path": res["alstm"]["mkl_intel_path"],
         "alstm_rss_mb": round(res["alstm"]["rss_mb"], 1),
         "qlib_rss_mb": round(res["qlib"]["rss_mb"], 1),
     }))  # fmt: skip

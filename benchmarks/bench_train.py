@@ -20,11 +20,17 @@ object as the last line.
 
     python benchmarks/bench_train.py [--configs flat ts] [--epochs 2] [--scale 1.0]
         [--threads 2] [--device cpu|cuda] [--qlib-workers 2] [--batch-threads N]
+        [--qlib-mkl-intel-path]
+
+alstm runs as ``import alstm`` sets it up: on an AMD CPU with AVX-512, oneMKL on its AVX-512
+kernels (``alstm.mkl_path``; the JSON's ``alstm_mkl_intel_path`` says what happened). Qlib runs
+as installed, unless ``--qlib-mkl-intel-path`` preloads the same library into its process.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import sys
@@ -91,13 +97,12 @@ def alstm_worker(
     config: str, epochs: int, scale: float, threads: int, device: str, batch_threads: int
 ) -> dict:
     """Fit alstm's ALSTM for ``epochs`` epochs; time the passes and the test prediction."""
-    import torch
-
+    # alstm before torch, as the CLI does (alstm.mkl_path); the model sets the threads itself
     import alstm.model.alstm as alstm_module
+    from alstm import mkl_path
     from alstm.dataset.samples import FlatSamples, WindowSamples
     from alstm.model import ALSTM
 
-    torch.set_num_threads(threads)
     data, dates, insts = make_data(config, scale)
     if config == "flat":
         sets = {
@@ -135,7 +140,8 @@ def alstm_worker(
     model.fit(ds)
     t0 = time.perf_counter()
     model.predict(ds)
-    return _summary(epochs_log, len(sets["train"]), time.perf_counter() - t0)
+    summary = _summary(epochs_log, len(sets["train"]), time.perf_counter() - t0)
+    return {**summary, "mkl_intel_path": mkl_path.STATUS}
 
 
 def qlib_worker(
@@ -234,6 +240,16 @@ def _summary(log: list[dict[str, float]], n_train: int, predict_s: float) -> dic
 
 
 # ----------------------------------------------------------------------------------- main
+def _mkl_shim() -> str:
+    """Path of alstm's built ``_mkl_intel_path`` library (for ``--qlib-mkl-intel-path``)."""
+    from alstm.mkl_path import SHIM
+
+    spec = importlib.util.find_spec(SHIM)
+    if spec is None or spec.origin is None:
+        raise SystemExit(f"{SHIM} is not built; reinstall alstm with a C compiler present")
+    return spec.origin
+
+
 def main() -> None:
     from _measure import run_worker
 
@@ -250,12 +266,18 @@ def main() -> None:
         default=None,
         help="alstm's batch_threads (default: --threads on the CPU, 1 on a GPU)",
     )
+    p.add_argument(
+        "--qlib-mkl-intel-path",
+        action="store_true",
+        help="run Qlib with alstm's oneMKL shim preloaded too (alstm.mkl_path; AMD CPUs)",
+    )
     args = p.parse_args()
     if args.batch_threads is None:
         args.batch_threads = args.threads if args.device == "cpu" else 1
     threads = str(args.threads)
     env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads,
            "NUMBA_NUM_THREADS": threads}  # fmt: skip
+    qlib_env = {**env, "LD_PRELOAD": _mkl_shim()} if args.qlib_mkl_intel_path else env
     me = str(Path(__file__).resolve())
     common = [str(args.epochs), str(args.scale), threads, args.device]
     load_before = os.getloadavg()[0]
@@ -268,6 +290,7 @@ def main() -> None:
     }
     if args.scale != 1.0:
         summary["extrapolated_from_scale"] = args.scale
+    summary["qlib_mkl_intel_path"] = "on (LD_PRELOAD)" if args.qlib_mkl_intel_path else "off"
     rss = {"alstm": 0.0, "qlib": 0.0}
     print(f"{'config':<7}{'side':<7}{'epoch s':>10}{'train s':>10}{'eval s':>10}"
           f"{'samples/s':>11}{'predict s':>11}{'peak RSS MB':>13}")  # fmt: skip
@@ -276,11 +299,13 @@ def main() -> None:
         for side, python in (("alstm", sys.executable), ("qlib", str(QLIB_PYTHON))):
             extra = [str(args.qlib_workers if side == "qlib" else args.batch_threads)]
             cmd = [python, me, "--worker", side, config, *common, *extra]
-            r = run_worker(cmd, env)
+            r = run_worker(cmd, qlib_env if side == "qlib" else env)
             for key in ("epoch_s", "train_pass_s", "eval_passes_s", "mean_epoch_s", "predict_s"):
                 r[key] /= args.scale  # linear in the number of samples
             r["samples_per_s"] = r["n_train"] / args.scale / r["epoch_s"]
             res[side] = r
+            if side == "alstm":
+                summary["alstm_mkl_intel_path"] = r["mkl_intel_path"]
             rss[side] = max(rss[side], r["rss_mb"])
             print(f"{config:<7}{side:<7}{r['epoch_s']:>10.1f}{r['train_pass_s']:>10.1f}"
                   f"{r['eval_passes_s']:>10.1f}{r['samples_per_s']:>11.0f}{r['predict_s']:>11.1f}"

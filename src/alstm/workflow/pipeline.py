@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from alstm import __version__
+from alstm import __version__, mkl_path
 from alstm.data.provider import QlibDataDir
 from alstm.data.synth import write_synth
 from alstm.dataset import DataHandler, DatasetH, Frame, TSDatasetH, build_processors
@@ -122,6 +122,7 @@ def run(
         "data_fingerprint": data.fingerprint(),
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "python": platform.python_version(),
+        "mkl_intel_path": mkl_path.STATUS,
         "seed": config.seed,
     })  # fmt: skip
     step("factors and processors")
