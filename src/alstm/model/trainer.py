@@ -80,12 +80,12 @@ def train_epoch(
     ``parts`` > 1: each batch's gradient is computed by ``BatchSplit`` (see there)."""
     net.train()
     params = [p for p in net.parameters() if p.requires_grad]
-    losses = []
+    losses = _per_batch(batches.count(len(order), drop_last=True), batches.device)
     with BatchSplit(parts) as split:
-        for rows, x, y in batches.iterate(order, drop_last=True):
+        for i, (rows, x, y) in enumerate(batches.iterate(order, drop_last=True)):
             w = None if weight is None else torch.from_numpy(weight[rows]).to(batches.device)
             optimizer.zero_grad()
-            losses.append(split.backward(net, params, x, y, w))
+            losses[i] = split.backward(net, params, x, y, w)
             nn.utils.clip_grad_value_(params, CLIP_VALUE)
             optimizer.step()
             if tick:
@@ -161,19 +161,20 @@ def evaluate(net: nn.Module, batches: Batches, metric: str, tick: Tick | None = 
     over batches of −masked MSE (``metric="loss"``) or the mean daily IC (``metric="ic"``)."""
     net.eval()
     order = np.arange(len(batches.samples))
-    scores, preds, labels = [], [], []
-    for pred, y in _scored(net, batches, order, True, tick):
+    n_batches = batches.count(len(order), drop_last=True)
+    scores = _per_batch(n_batches, batches.device)
+    preds, labels = (np.empty(n_batches * batches.batch_size, np.float32) for _ in range(2))
+    for i, (pred, y) in enumerate(_scored(net, batches, order, True, tick)):
         if metric == "ic":
-            preds.append(pred.cpu().numpy())
-            labels.append(y.cpu().numpy())
+            rows = slice(i * batches.batch_size, (i + 1) * batches.batch_size)
+            preds[rows], labels[rows] = pred.cpu().numpy(), y.cpu().numpy()
         else:
-            scores.append(-masked_mse(pred, y))
+            scores[i] = -masked_mse(pred, y)
     if metric != "ic":
         return _mean(scores)
-    if not preds:
+    if not n_batches:
         return float("nan")
-    pred_all, label_all = np.concatenate(preds), np.concatenate(labels)
-    return mean_daily_ic(pred_all, label_all, batches.date_codes[: len(pred_all)])
+    return mean_daily_ic(preds, labels, batches.date_codes[: len(preds)])
 
 
 @torch.no_grad()
@@ -181,8 +182,12 @@ def predict(net: nn.Module, batches: Batches, tick: Tick | None = None) -> np.nd
     """Scores ``float32 [N]`` of every sample, in sample order."""
     net.eval()
     order = np.arange(len(batches.samples))
-    out = [pred.cpu().numpy() for pred, _ in _scored(net, batches, order, False, tick)]
-    return np.concatenate(out) if out else np.empty(0, np.float32)
+    out = np.empty(len(order), np.float32)
+    start = 0
+    for pred, _ in _scored(net, batches, order, False, tick):
+        out[start : start + len(pred)] = pred.cpu().numpy()
+        start += len(pred)
+    return out
 
 
 #: Rows per forward pass when scoring (whole batches, at least one): larger products run faster
@@ -218,6 +223,16 @@ def attention(net: nn.Module, batches: Batches, rows: np.ndarray) -> np.ndarray:
     return np.concatenate(out) if out else np.empty((0, batches.samples.step_len), np.float32)
 
 
-def _mean(values: list[torch.Tensor]) -> float:
-    """Mean of scalar tensors in float64 (NaN when empty), one host sync."""
-    return torch.stack(values).double().mean().item() if values else float("nan")
+def _per_batch(n_batches: int, device: torch.device) -> torch.Tensor:
+    """``float64 [n_batches]`` on ``device``, for a pass's per-batch values (written in place).
+
+    Why not a list of each batch's scalar tensor: those stay alive for the whole pass, and each
+    pins a chunk of the C heap between the blocks that later batches free, so the freed blocks
+    cannot merge and the heap keeps growing (an Alpha360 scoring pass at half the benchmark's
+    size grew RSS by ~1 GB)."""
+    return torch.empty(n_batches, dtype=torch.float64, device=device)
+
+
+def _mean(values: torch.Tensor) -> float:
+    """Mean of a pass's per-batch values (NaN when empty), one host sync."""
+    return values.mean().item() if len(values) else float("nan")
