@@ -163,7 +163,8 @@ def evaluate(net: nn.Module, batches: Batches, metric: str, tick: Tick | None = 
     order = np.arange(len(batches.samples))
     n_batches = batches.count(len(order), drop_last=True)
     scores = _per_batch(n_batches, batches.device)
-    preds, labels = (np.empty(n_batches * batches.batch_size, np.float32) for _ in range(2))
+    n_ic = n_batches * batches.batch_size if metric == "ic" else 0
+    preds, labels = np.empty(n_ic, np.float32), np.empty(n_ic, np.float32)
     for i, (pred, y) in enumerate(_scored(net, batches, order, True, tick)):
         if metric == "ic":
             rows = slice(i * batches.batch_size, (i + 1) * batches.batch_size)
