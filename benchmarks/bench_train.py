@@ -30,7 +30,6 @@ as installed, unless ``--qlib-mkl-intel-path`` preloads the same library into it
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import sys
@@ -242,12 +241,12 @@ def _summary(log: list[dict[str, float]], n_train: int, predict_s: float) -> dic
 # ----------------------------------------------------------------------------------- main
 def _mkl_shim() -> str:
     """Path of alstm's built ``_mkl_intel_path`` library (for ``--qlib-mkl-intel-path``)."""
-    from alstm.mkl_path import SHIM
+    from alstm.mkl_path import SHIM, shim_path
 
-    spec = importlib.util.find_spec(SHIM)
-    if spec is None or spec.origin is None:
+    path = shim_path()
+    if path is None:
         raise SystemExit(f"{SHIM} is not built; reinstall alstm with a C compiler present")
-    return spec.origin
+    return path
 
 
 def main() -> None:

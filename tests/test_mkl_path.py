@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import platform
@@ -81,9 +80,7 @@ def test_other_cpus_are_left_alone(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
 
 
 @pytest.mark.skipif(not HOST_APPLIES, reason="needs Linux on an AMD CPU with AVX-512")
-@pytest.mark.skipif(
-    importlib.util.find_spec(mkl_path.SHIM) is None, reason="the shim was not built (no compiler)"
-)
+@pytest.mark.skipif(mkl_path.shim_path() is None, reason="the shim was not built (no compiler)")
 def test_alstm_before_torch_puts_onemkl_on_its_intel_path() -> None:
     first = _probe("alstm-first")
     assert first["status"] == "on"

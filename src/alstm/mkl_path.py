@@ -50,11 +50,17 @@ def _load() -> str:
         return "off: not an AMD CPU with AVX-512"
     if "torch" in sys.modules:
         return "off: torch was imported before alstm"
-    spec = importlib.util.find_spec(SHIM)
-    if spec is None or spec.origin is None:
+    path = shim_path()
+    if path is None:
         return "off: the shim was not built (no C compiler when alstm was installed)"
-    ctypes.CDLL(spec.origin, mode=os.RTLD_GLOBAL)
+    ctypes.CDLL(path, mode=os.RTLD_GLOBAL)
     return "on"
+
+
+def shim_path() -> str | None:
+    """File of the built shim library, or None when it was not built."""
+    spec = importlib.util.find_spec(SHIM)
+    return None if spec is None else spec.origin
 
 
 def amd_with_avx512(cpuinfo: str) -> bool:

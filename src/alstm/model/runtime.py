@@ -48,7 +48,7 @@ def torch_settings(n_threads: int | None) -> Iterator[None]:
         torch.use_deterministic_algorithms(det, warn_only=det_warn)
 
 
-def _glibc_function(name: str) -> Callable[[int], int] | Callable[[int, int], int] | None:
+def _glibc_function(name: str) -> Callable[..., int] | None:
     """glibc's function ``name``, or None (another OS or C library)."""
     if not sys.platform.startswith("linux"):
         return None
