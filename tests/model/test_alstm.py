@@ -116,6 +116,32 @@ def test_learns_a_learnable_problem() -> None:
     assert evals["valid"][-1] > evals["valid"][0]
 
 
+def test_score_train_off_skips_the_train_pass_only(
+    dataset: FakeDataset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scored: list[str] = []
+    evaluate = alstm_module.evaluate
+
+    def recording(net, batches, metric, tick=None):
+        scored.append(batches.segment)
+        return evaluate(net, batches, metric, tick)
+
+    monkeypatch.setattr(alstm_module, "evaluate", recording)
+    on: dict[str, list[float]] = {}
+    off: dict[str, list[float]] = {}
+    with_train = ALSTM(**{**FAST, "n_epochs": 3}).fit(dataset, evals_result=on)
+    assert scored == ["train", "valid"] * 3
+    scored.clear()
+    without = ALSTM(**{**FAST, "n_epochs": 3, "score_train": False}).fit(dataset, evals_result=off)
+    assert scored == ["valid"] * 3
+    assert off["train"] == [] and len(on["train"]) == 3
+    assert off["valid"] == on["valid"] and off["train_loss"] == on["train_loss"]
+    assert len(on["train_loss"]) == 3 and all(v > 0 for v in on["train_loss"])
+    np.testing.assert_array_equal(without.predict(dataset), with_train.predict(dataset))
+    with pytest.raises(ValueError, match="score_train='no': must be true or false"):
+        fitted(dataset, score_train="no")
+
+
 def test_metric_ic_scores_by_daily_ic(dataset: FakeDataset) -> None:
     evals: dict[str, list[float]] = {}
     ALSTM(**{**FAST, "metric": "ic", "n_epochs": 4}).fit(dataset, evals_result=evals)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import math
 import re
 import shutil
@@ -88,6 +89,14 @@ def test_report_skips_sections_whose_inputs_are_absent(tmp_path: Path) -> None:
     assert "No report_normal.parquet" in text and "No portfolio metrics" in text
     assert "No evals.json" in text and "No attention.npz" in text
     assert "No config.yaml" in text and "Rank IC" in text
+
+
+def test_training_curves_without_train_scores(tmp_path: Path) -> None:
+    run = make_run_dir(tmp_path / "r", backtest=False, evals=False, attention=False)
+    evals = {"train": [], "valid": [-1.0, -0.9], "train_loss": [1.1, 0.95], "best_epoch": 1}
+    (run / "evals.json").write_text(json.dumps(evals))
+    text = render_report(run).read_text(encoding="utf-8")
+    assert "<figure id='fig-training'>" in text and "No evals.json" not in text
 
 
 def test_missing_or_incomplete_run_dir_raises(tmp_path: Path) -> None:

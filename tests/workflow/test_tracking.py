@@ -25,7 +25,8 @@ def test_track_run_logs_params_metrics_and_files(tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     tracking = TrackingConfig(uri=uri, experiment="t")
     metrics = {"IC": 0.05, "excess_return_with_cost": {"information_ratio": 1.5}}
-    run_id = track_run(tracking, config, run_dir, metrics, {"train": [-1.0, -0.9], "valid": [-1.1]})
+    evals = {"train": [-1.0, -0.9], "valid": [-1.1], "train_loss": [1.2, 0.95]}
+    run_id = track_run(tracking, config, run_dir, metrics, evals)
     assert run_id is not None
     client = mlflow.tracking.MlflowClient(uri)  # artifacts go to the default location
     got = client.get_run(run_id)
@@ -34,6 +35,8 @@ def test_track_run_logs_params_metrics_and_files(tmp_path: Path) -> None:
     assert got.data.params["model.name"] == "ALSTM"
     history = client.get_metric_history(run_id, "train_score")
     assert [m.value for m in history] == [-1.0, -0.9]
+    losses = client.get_metric_history(run_id, "train_loss")
+    assert [(m.step, m.value) for m in losses] == [(0, 1.2), (1, 0.95)]
     assert "metrics.json" in [a.path for a in client.list_artifacts(run_id)]
 
 

@@ -61,13 +61,14 @@ class TrainingProgress:
             self._bars.advance(self._pass)
 
     def epoch_done(
-        self, epoch: int, loss: float, train: float, valid: float, best_epoch: int
+        self, epoch: int, loss: float, train: float | None, valid: float, best_epoch: int
     ) -> None:
-        """Log epoch ``epoch`` (0-based): mean train loss, train and valid scores, best so far."""
+        """Log epoch ``epoch`` (0-based): mean train loss, train (None: not scored) and valid
+        scores, best so far."""
         if self._bars is not None and self._epochs is not None:
+            scored = "" if train is None else f"train {train:.6f}  "
             self._bars.console.print(
-                f"epoch {epoch:>3}  loss {loss:.6f}  train {train:.6f}  valid {valid:.6f}  "
-                f"best {best_epoch}",
+                f"epoch {epoch:>3}  loss {loss:.6f}  {scored}valid {valid:.6f}  best {best_epoch}",
                 highlight=False,
             )
             self._bars.advance(self._epochs)

@@ -354,7 +354,7 @@ def _portfolio_parts(run: Run) -> list[str]:
 
 def _training_parts(run: Run) -> list[str]:
     evals = run.evals
-    if not evals or not (evals.get("train") or evals.get("valid")):
+    if not evals or not (evals.get("train") or evals.get("valid") or evals.get("train_loss")):
         return [skip_note("No evals.json in the run directory: training curves skipped.")]
     return [figure("training", _fig_training(evals), "Train and valid score per epoch")]
 
@@ -507,6 +507,10 @@ def _fig_training(evals: dict[str, Any]) -> Figure:
     for key, color in (("train", "C0"), ("valid", "C1")):
         scores = evals.get(key) or []
         ax.plot(range(len(scores)), scores, color=color, marker="o", markersize=2.5, label=key)
+    losses = evals.get("train_loss") or []
+    if metric == "loss" and losses:  # on the scores' scale; what ``score_train=False`` leaves
+        ax.plot(range(len(losses)), [-v for v in losses], color="C0", linestyle=":",
+                label="training pass (−mean batch loss)")  # fmt: skip
     best = evals.get("best_epoch")
     valid = evals.get("valid") or []
     if isinstance(best, int) and 0 <= best < len(valid):

@@ -53,9 +53,10 @@ def track_run(
         with mlflow.start_run(run_name=run_dir.name) as active:
             params = flatten(config.model_dump(mode="json", exclude={"tracking"}))
             mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
-            for split in ("train", "valid"):
-                for epoch, score in enumerate(evals.get(split, [])):
-                    mlflow.log_metric(f"{split}_score", float(score), step=epoch)
+            for key, name in (("train", "train_score"), ("valid", "valid_score"),
+                              ("train_loss", "train_loss")):  # fmt: skip
+                for epoch, value in enumerate(evals.get(key, [])):
+                    mlflow.log_metric(name, float(value), step=epoch)
             final = {k.replace(" ", "_"): float(v) for k, v in flatten(metrics).items()
                      if isinstance(v, int | float)}  # fmt: skip
             mlflow.log_metrics(final)
