@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from alstm.evaluate.signal import daily_ic, daily_rank_ic, ic_by_month, quantile_returns
 
@@ -518,9 +519,10 @@ def _fig_training(evals: dict[str, Any]) -> Figure:
         ax.plot([best], [valid[best]], marker="*", markersize=11, color="C3", linestyle="none",
                 label=f"best epoch {best} ({valid[best]:.4f})")  # fmt: skip
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("−loss" if metric == "loss" else str(metric))
     ax.set_title("Training curves (higher is better)")
-    ax.legend(loc="lower right")
+    ax.legend(loc="best")
     return fig
 
 
