@@ -380,6 +380,11 @@ def _defaults() -> dict[str, Any]:
     return {k: p.default for k, p in inspect.signature(ALSTM).parameters.items()}
 
 
+def _empty_history() -> dict[str, list[float]]:
+    """Per-epoch records of a run: train and valid scores, training passes' mean loss."""
+    return {"train": [], "valid": [], "train_loss": []}
+
+
 @dataclass
 class _Run:
     """The state of one training run: everything a checkpoint must hold to continue it."""
@@ -390,9 +395,7 @@ class _Run:
     seed: int
     epoch: int = 0  # epochs completed
     finished: bool = False
-    history: dict[str, list[float]] = field(
-        default_factory=lambda: {"train": [], "valid": [], "train_loss": []}
-    )
+    history: dict[str, list[float]] = field(default_factory=_empty_history)
     np_rng: np.random.Generator = field(init=False)  # the shuffles
 
     def __post_init__(self) -> None:
@@ -415,7 +418,8 @@ class _Run:
         self.net.load_state_dict(state["net"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.stopper.load_state_dict(state["stopper"])
-        # "train_loss" is missing from checkpoints written before it was recorded
-        self.history = {"train_loss": [], **{k: list(v) for k, v in state["evals_result"].items()}}
+        # keys recorded since a checkpoint was written start empty
+        saved = {k: list(v) for k, v in state["evals_result"].items()}
+        self.history = {**_empty_history(), **saved}
         self.epoch, self.finished = int(state["epoch"]), bool(state["finished"])
         restore_rng(state["rng"], self.np_rng, device)

@@ -355,7 +355,7 @@ def _portfolio_parts(run: Run) -> list[str]:
 
 def _training_parts(run: Run) -> list[str]:
     evals = run.evals
-    if not evals or not (evals.get("train") or evals.get("valid") or evals.get("train_loss")):
+    if not evals or not any(evals.get(key) for key in ("train", "valid", "train_loss")):
         return [skip_note("No evals.json in the run directory: training curves skipped.")]
     return [figure("training", _fig_training(evals), "Train and valid score per epoch")]
 
