@@ -7,15 +7,26 @@ from collections.abc import Iterator
 import pytest
 import torch
 
+from alstm.model import cpu_gru
 from alstm.model.cpu_gru import _step_forward, cpu_gru_applies, gru_forward
 
+needs_mkl = pytest.mark.skipif(cpu_gru._SGEMM is None, reason="this torch has no oneMKL sgemm_")
 
-@pytest.fixture(params=[1, 2], ids=["compiled step", "torch-op step"])
-def torch_threads(request: pytest.FixtureRequest) -> Iterator[int]:
-    """The forward's step runs compiled on one torch thread and as torch ops on several."""
+
+@pytest.fixture(
+    params=[pytest.param((1, True), marks=needs_mkl), (1, False), (2, True)],
+    ids=["compiled layer", "torch-op step, no oneMKL", "torch-op step, 2 threads"],
+)
+def torch_threads(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
+    """A layer runs as one compiled loop on one torch thread with oneMKL; as a loop of torch ops
+    on several threads or without oneMKL."""
+    threads, mkl = request.param
+    if not mkl:
+        monkeypatch.setattr(cpu_gru, "_SGEMM", None)
     before = torch.get_num_threads()
-    torch.set_num_threads(request.param)
-    yield request.param
+    torch.set_num_threads(threads)
+    assert cpu_gru._compiled() == (threads == 1 and mkl)
+    yield threads
     torch.set_num_threads(before)
 
 
@@ -63,7 +74,8 @@ def test_compiled_sigmoid_matches_torch_over_the_float32_range() -> None:
         torch.empty(len(a), 1),
         h.clone(),
     )
-    args = [t.numpy() for t in (gi, torch.zeros_like(gi), h, h_next, rz, n, rgh)]
+    no_bias = torch.zeros(3)
+    args = [t.numpy() for t in (gi, torch.zeros_like(gi), no_bias, no_bias, h, h_next, rz, n, rgh)]
     _step_forward(*args)
     torch.testing.assert_close(rz[:, 0], torch.sigmoid(a), atol=2e-7, rtol=0)
     torch.testing.assert_close(rz[:, 1], torch.sigmoid(a), atol=2e-7, rtol=0)

@@ -6,25 +6,32 @@ outputs and gradients agree with ``nn.GRU`` to float32 rounding (~1e-7).
 
 Why: on a CPU, ``nn.GRU`` records ~20 small autograd ops per time step and runs its matrix
 products through MKL; on the AMD EPYC this was tuned on, oneDNN's AVX-512 kernels do a step's
-``[800, 64] × [64, 192]`` product in half MKL's time. Here the forward and the backward's
-``dh``/``dx`` products are oneDNN calls on cache-sized ``[B, ·]`` blocks, each step's elementwise
-work (forward and backward) is one compiled loop (the forward's is torch ops when torch has
-several threads, which split it), and no autograd graph is built inside the loop.
-(The weight gradients stay on MKL: oneDNN wants both of their operands batch-last, and the
-transposes cost what they save. On AMD CPUs ``alstm.mkl_path`` puts MKL on its AVX-512 kernels,
-where it is as fast as oneDNN.) On one thread, at hidden 64, batch 800, 60 steps and 2 layers:
-155 against ``nn.GRU``'s 293 ms for a forward and backward pass, 35 against 109 ms for inference.
+``[800, 64] × [64, 192]`` product in half MKL's time. Here no autograd graph is built inside
+the loop, and the backward's elementwise work per step is one compiled loop.
+
+On one torch thread (training with ``batch_threads`` > 1, where each thread runs a slice of the
+batch), a layer's whole forward and whole backward are each one compiled call: the products go
+to the oneMKL that torch carries (its Fortran ``sgemm_``, on its AVX-512 kernels through
+``alstm.mkl_path``: as fast as oneDNN), so no Python runs per step and the GIL is released for
+the whole layer. On the Alpha158 benchmark (batch 800 as 2 × 400 rows, 20 steps, 2 layers) a
+training pass took 14.8–15.2 s against 16.8–18.2 s with a Python loop over steps (alternating
+runs): the two batch threads no longer wait for each other's Python. On several torch threads
+(or a torch without oneMKL) the loop over steps stays in Python: oneDNN's products, and the
+forward's elementwise work as torch ops, which split each step across the threads.
 Used for GRUs on the CPU without inter-layer dropout in training; everything else runs
 ``nn.GRU``.
 """
 
 from __future__ import annotations
 
+import ctypes
 from collections.abc import Callable
+from pathlib import Path
 
 import numba as nb
 import numpy as np
 import torch
+from llvmlite import binding as llvm
 from llvmlite import ir
 from numba.core import types
 from numba.extending import intrinsic
@@ -84,6 +91,12 @@ def gru_forward(rnn: nn.GRU, x: torch.Tensor) -> torch.Tensor:
 _PARAM_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
 
+def _compiled() -> bool:
+    """True when a layer runs as one compiled loop: oneMKL is at hand and torch has one thread
+    (the compiled loop runs on one; on several, torch's ops split each step across them)."""
+    return _SGEMM is not None and torch.get_num_threads() == 1
+
+
 def _layer_forward(
     x: torch.Tensor,
     w_ih: torch.Tensor,
@@ -102,20 +115,17 @@ def _layer_forward(
     out[0].zero_()
     shapes = ((steps, batch, 2 * hidden), (steps, batch, hidden), (steps, batch, hidden))
     # without keep, each step's gates go to one scratch set (kept hot in cache) and are dropped
-    saved = [x.new_empty(shape if keep else shape[1:]) for shape in shapes]
-    # The compiled step runs on one thread; on several torch threads, torch's ops split each
-    # step across them (measured: Alpha360 scoring 20% faster with them on 2 threads).
-    compiled = torch.get_num_threads() == 1
-    out_np = out.numpy()
-    gates = [a.numpy() for a in saved] if compiled else saved
-    for t in range(steps):
-        gi = _LINEAR(x[t], w_ih, b_ih)
-        gh = _LINEAR(out[t], w_hh, b_hh)
-        step_gates = [a[t] for a in gates] if keep else gates
-        if compiled:
-            _step_forward(gi.numpy(), gh.numpy(), out_np[t], out_np[t + 1], *step_gates)
-        else:
-            _torch_step(gi, gh, out[t], out[t + 1], *step_gates)
+    saved = [x.new_empty(shape if keep else (1, *shape[1:])) for shape in shapes]
+    if _compiled():
+        # torch's allocations are 64-byte aligned: oneMKL's results can depend on alignment
+        gi, gh = (x.new_empty(batch, 3 * hidden) for _ in range(2))
+        arrays = (x, w_ih, w_hh, b_ih, b_hh, out, *saved, gi, gh)
+        _layer_forward_compiled(*(a.detach().numpy() for a in arrays))
+    else:
+        for t in range(steps):
+            gi = _LINEAR(x[t], w_ih, b_ih)
+            gh = _LINEAR(out[t], w_hh, b_hh)
+            _torch_step(gi, gh, out[t], out[t + 1], *(a[t if keep else 0] for a in saved))
     return (out, *saved) if keep else (out,)
 
 
@@ -128,7 +138,8 @@ def _torch_step(
     n: torch.Tensor,
     rgh: torch.Tensor,
 ) -> None:
-    """``_step_forward`` in torch ops (torch's σ; the same ``tanh``)."""
+    """``_step_forward`` in torch ops (torch's σ; the same ``tanh``), biases already in ``gi``
+    and ``gh``."""
     hidden = h.shape[1]
     torch.add(gi[:, : 2 * hidden], gh[:, : 2 * hidden], out=rz).sigmoid_()
     torch.mul(rz[:, :hidden], gh[:, 2 * hidden :], out=rgh)
@@ -166,19 +177,87 @@ class _GRULayer(torch.autograd.Function):
         dgh = x.new_empty(batch, 3 * hidden)  # gradient of W_h· h + b_h· at one step
         dw_ih, dw_hh = torch.zeros_like(w_ih), torch.zeros_like(w_hh)
         db = np.zeros(4 * hidden)  # float64 sums of dr, dz, dn (= d b_i·) and dn ⊙ r (= d b_hn)
-        w_hh_t, w_ih_t = w_hh.t().contiguous(), w_ih.t().contiguous()
-        arrays = [a.numpy() for a in (d_out, rz, n, rgh, out, dh, dgi, dgh)]
-        for t in range(steps - 1, -1, -1):
-            _step_backward(t, *arrays, db)
-            dh.add_(_LINEAR(dgh, w_hh_t))
-            dx[t] = _LINEAR(dgi, w_ih_t)
-            dw_hh.addmm_(dgh.t(), out[t])
-            dw_ih.addmm_(dgi.t(), x[t])
+        if _compiled():
+            arrays = (d_out, x, w_ih, w_hh, out, rz, n, rgh, dx, dw_ih, dw_hh, dh, dgi, dgh)
+            _layer_backward_compiled(*(a.detach().numpy() for a in arrays), db)
+        else:
+            w_hh_t, w_ih_t = w_hh.t().contiguous(), w_ih.t().contiguous()
+            arrays = [a.numpy() for a in (d_out, rz, n, rgh, out, dh, dgi, dgh)]
+            for t in range(steps - 1, -1, -1):
+                _step_backward(t, *arrays, db)
+                dh.add_(_LINEAR(dgh, w_hh_t))
+                dx[t] = _LINEAR(dgi, w_ih_t)
+                dw_hh.addmm_(dgh.t(), out[t])
+                dw_ih.addmm_(dgi.t(), x[t])
         db_ih = torch.from_numpy(db[: 3 * hidden].astype(np.float32))
         db_hh = torch.from_numpy(
             np.concatenate([db[: 2 * hidden], db[3 * hidden :]]).astype(np.float32)
         )
         return dx, dw_ih, dw_hh, db_ih, db_hh
+
+
+def _find_sgemm() -> int | None:
+    """Address of the oneMKL ``sgemm_`` (Fortran BLAS) inside torch's CPU library, or None (a
+    torch built without oneMKL, or one that does not export it)."""
+    if not torch.backends.mkl.is_available():
+        return None
+    for path in sorted((Path(torch.__file__).parent / "lib").glob("libtorch_cpu.*")):
+        try:
+            return ctypes.cast(ctypes.CDLL(str(path)).sgemm_, ctypes.c_void_p).value
+        except (OSError, AttributeError):
+            continue
+    return None
+
+
+_SGEMM = _find_sgemm()
+if _SGEMM is not None:
+    llvm.add_symbol("sgemm_", _SGEMM)  # compiled code calls it by name
+_sgemm = types.ExternalFunction("sgemm_", types.void(*([types.voidptr] * 13)))
+
+
+@nb.njit(inline="always")
+def _matmul(a, trans_a, b, trans_b, c, beta, scratch):  # pragma: no cover - numba
+    """``c ← op(a) @ op(b) + beta · c`` for C-ordered float32 matrices (``op`` transposes when
+    its flag is set), through oneMKL's column-major ``sgemm_`` as ``cᵀ = op(b)ᵀ op(a)ᵀ``.
+    ``scratch``: ``float32 [10]``, where the arguments ``sgemm_`` takes by reference go."""
+    m, n = c.shape
+    ints = scratch.view(np.int32)
+    scratch[0], scratch[1] = np.float32(1.0), beta
+    ints[2], ints[3], ints[4] = n, m, a.shape[0] if trans_a else a.shape[1]
+    ints[5], ints[6], ints[7] = b.shape[1], a.shape[1], n  # leading dimensions: row lengths
+    ints[8], ints[9] = ord("T") if trans_b else ord("N"), ord("T") if trans_a else ord("N")
+    p = scratch.ctypes.data
+    _sgemm(p + 32, p + 36, p + 8, p + 12, p + 16, p, b.ctypes.data, p + 20,
+           a.ctypes.data, p + 24, p + 4, c.ctypes.data, p + 28)  # fmt: skip
+
+
+@nb.njit(cache=True, boundscheck=False, nogil=True)
+def _layer_forward_compiled(x, w_ih, w_hh, b_ih, b_hh, out, rz, n, rgh, gi, gh):  # pragma: no cover
+    """``_layer_forward``'s loop in one compiled call (no Python or GIL per step); gates go to
+    ``rz[t]``, ``n[t]``, ``rgh[t]``, or to their only row when they have one."""
+    scratch = np.empty(10, np.float32)
+    zero = np.float32(0.0)
+    for t in range(x.shape[0]):
+        _matmul(x[t], False, w_ih, True, gi, zero, scratch)
+        _matmul(out[t], False, w_hh, True, gh, zero, scratch)
+        k = t if rz.shape[0] > 1 else 0
+        _step_forward(gi, gh, b_ih, b_hh, out[t], out[t + 1], rz[k], n[k], rgh[k])
+
+
+@nb.njit(cache=True, boundscheck=False, nogil=True)
+def _layer_backward_compiled(
+    d_out, x, w_ih, w_hh, out, rz, n, rgh, dx, dw_ih, dw_hh, dh, dgi, dgh, db
+):  # pragma: no cover - numba
+    """``_GRULayer.backward``'s loop in one compiled call: fills ``dx``, adds into ``dw_ih``,
+    ``dw_hh``, ``db`` (which start at zero) and uses ``dh``, ``dgi``, ``dgh`` as scratch."""
+    scratch = np.empty(10, np.float32)
+    zero, one = np.float32(0.0), np.float32(1.0)
+    for t in range(x.shape[0] - 1, -1, -1):
+        _step_backward(t, d_out, rz, n, rgh, out, dh, dgi, dgh, db)
+        _matmul(dgh, False, w_hh, False, dh, one, scratch)
+        _matmul(dgi, False, w_ih, False, dx[t], zero, scratch)
+        _matmul(dgh, True, out[t], False, dw_hh, one, scratch)
+        _matmul(dgi, True, x[t], False, dw_ih, one, scratch)
 
 
 @intrinsic
@@ -212,21 +291,26 @@ def _sigmoid(a):  # pragma: no cover - numba
 
 
 @nb.njit(cache=True, boundscheck=False, nogil=True, error_model="numpy")
-def _step_forward(gi, gh, h, h_next, rz, n, rgh):  # pragma: no cover - numba
-    """One step's gates from ``gi = W_i· x_t + b_i·`` and ``gh = W_h· h + b_h·`` ``[B, 3H]``
-    (r, z, n blocks) and the state ``h`` ``[B, H]``: writes ``h_next`` and the gates the backward
-    reads, ``rz`` ``[B, 2H]``, ``n`` and ``rgh`` ``[B, H]`` (tanh as ``2σ(2a) − 1``, as
-    ``activations.tanh``). ``error_model="numpy"`` lets the division vectorize."""
+def _step_forward(gi, gh, b_ih, b_hh, h, h_next, rz, n, rgh):  # pragma: no cover - numba
+    """One step's gates from ``gi = W_i· x_t`` and ``gh = W_h· h`` ``[B, 3H]`` (r, z, n blocks),
+    the biases ``b_ih``, ``b_hh`` ``[3H]`` and the state ``h`` ``[B, H]``: writes ``h_next`` and
+    the gates the backward reads, ``rz`` ``[B, 2H]``, ``n`` and ``rgh`` ``[B, H]`` (tanh as
+    ``2σ(2a) − 1``, as ``activations.tanh``). ``error_model="numpy"`` lets the division
+    vectorize."""
     batch, hidden = h.shape
     one, two = np.float32(1.0), np.float32(2.0)
     for b in range(batch):
         gi_b, gh_b, h_b, next_b = gi[b], gh[b], h[b], h_next[b]
         rz_b, n_b, rgh_b = rz[b], n[b], rgh[b]
+        # the z and n columns' indices stay written out: as named variables (jz = hidden + j)
+        # the loop no longer vectorized and ran 10 times slower (measured)
         for j in range(hidden):
-            r = _sigmoid(gi_b[j] + gh_b[j])
-            z = _sigmoid(gi_b[hidden + j] + gh_b[hidden + j])
-            rg = r * gh_b[2 * hidden + j]
-            nj = two * _sigmoid(two * (gi_b[2 * hidden + j] + rg)) - one
+            r = _sigmoid((gi_b[j] + b_ih[j]) + (gh_b[j] + b_hh[j]))
+            z = _sigmoid(
+                (gi_b[hidden + j] + b_ih[hidden + j]) + (gh_b[hidden + j] + b_hh[hidden + j])
+            )
+            rg = r * (gh_b[2 * hidden + j] + b_hh[2 * hidden + j])
+            nj = two * _sigmoid(two * ((gi_b[2 * hidden + j] + b_ih[2 * hidden + j]) + rg)) - one
             rz_b[j], rz_b[hidden + j], rgh_b[j], n_b[j] = r, z, rg, nj
             next_b[j] = nj + z * (h_b[j] - nj)
 
