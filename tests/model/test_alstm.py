@@ -79,7 +79,7 @@ def test_fit_stops_at_the_right_epoch_and_restores_the_best_weights(
     valid_scores = iter([-3.0, -1.0, -2.0, -1.5, -1.0, -0.5])
     snapshots = []
 
-    def scripted(net, batches, metric, tick=None):
+    def scripted(net, batches, metric, tick=None, parts=1):
         if batches.segment == "train":
             return 0.0
         snapshots.append({k: v.clone() for k, v in net.state_dict().items()})
@@ -122,9 +122,9 @@ def test_score_train_off_skips_the_train_pass_only(
     scored: list[str] = []
     evaluate = alstm_module.evaluate
 
-    def recording(net, batches, metric, tick=None):
+    def recording(net, batches, metric, tick=None, parts=1):
         scored.append(batches.segment)
-        return evaluate(net, batches, metric, tick)
+        return evaluate(net, batches, metric, tick, parts)
 
     monkeypatch.setattr(alstm_module, "evaluate", recording)
     on: dict[str, list[float]] = {}

@@ -87,3 +87,26 @@ def test_grouped_scoring_equals_batch_by_batch(
     with torch.no_grad():
         by_hand = net(torch.from_numpy(samples.x)).numpy()
     assert len(grouped[1]) == 720 and np.allclose(grouped[1], by_hand, atol=1e-6)
+
+
+@pytest.mark.parametrize("parts", [2, 3])
+def test_split_scoring_equals_whole(
+    dataset: FakeDataset, parts: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    torch.manual_seed(0)
+    net = ALSTMNet(d_feat=3, hidden_size=8, num_layers=2)
+    batches = Batches(dataset.sets["train"], "train", 100, torch.device("cpu"))
+    whole = evaluate(net, batches, "loss"), predict(net, batches)
+    grad_modes: list[bool] = []
+    forward = net.forward
+
+    def recording(*args: torch.Tensor, **kwargs: bool) -> torch.Tensor:
+        grad_modes.append(torch.is_grad_enabled())
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(net, "forward", recording)
+    split = evaluate(net, batches, "loss", parts=parts), predict(net, batches, parts=parts)
+    assert grad_modes and not any(grad_modes)  # the slices run without autograd, as the caller
+    assert split[0] == pytest.approx(whole[0], rel=1e-6)
+    assert np.allclose(split[1], whole[1], rtol=0, atol=1e-6)
+    assert np.array_equal(predict(net, batches, parts=parts), split[1])  # reproducible

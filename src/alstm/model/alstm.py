@@ -72,10 +72,10 @@ class ALSTM:
     (Qlib's: last step and attention-pooled), ``"last"`` or ``"attention"`` (ablations).
     ``n_jobs``: accepted for Qlib configs; batches are gathered in-process, so it is not used.
     ``n_threads``: torch CPU threads during fit/predict (None: torch's current setting).
-    ``batch_threads``: > 1 splits each training batch into that many slices trained at once on
-    as many threads of one torch thread each (``trainer.BatchSplit``: faster on a small CPU;
-    results equal an unsplit run's up to float rounding and are reproducible for a given value;
-    needs ``dropout=0``).
+    ``batch_threads``: > 1 splits each training batch, and each group of batches scored, into
+    that many slices run at once on as many threads of one torch thread each
+    (``trainer.BatchSplit``: faster on a small CPU; results equal an unsplit run's up to float
+    rounding and are reproducible for a given value; needs ``dropout=0``).
     ``fill_nan``: None rejects NaN/inf features with an error, a number replaces them.
     ``score_train``: score the whole train set after every epoch, as Qlib does. That score only
     fills ``evals_result["train"]`` (early stopping reads the valid score), so False skips the
@@ -225,10 +225,10 @@ class ALSTM:
         train_score = None
         if self.score_train:
             progress.phase("eval train", train.count(n_train, drop_last=True))
-            train_score = evaluate(run.net, train, metric, progress.tick)
+            train_score = evaluate(run.net, train, metric, progress.tick, self.batch_threads)
             run.history["train"].append(train_score)
         progress.phase("eval valid", valid.count(n_valid, drop_last=True))
-        valid_score = evaluate(run.net, valid, metric, progress.tick)
+        valid_score = evaluate(run.net, valid, metric, progress.tick, self.batch_threads)
         release_free_memory()
         run.history["valid"].append(valid_score)
         run.history["train_loss"].append(loss)
@@ -246,7 +246,7 @@ class ALSTM:
         samples = self._samples(dataset, segment)
         batches = Batches(samples, segment, self.batch_size, self.device_, self.fill_nan)
         with torch_settings(self.n_threads):
-            scores = predict(self.net_, batches)
+            scores = predict(self.net_, batches, parts=self.batch_threads)
         return pd.Series(scores, index=samples.index, name="score")
 
     def attention(

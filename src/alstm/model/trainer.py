@@ -94,9 +94,9 @@ def train_epoch(
 
 
 class BatchSplit:
-    """The masked-MSE loss of a batch and its gradients (left in each parameter's ``.grad``),
-    computed whole or, with ``parts`` > 1, as ``parts`` row slices whose forward and backward
-    passes run at once on as many threads, each with one torch thread.
+    """The masked-MSE loss of a batch and its gradients (left in each parameter's ``.grad``), or
+    its scores, computed whole or, with ``parts`` > 1, as ``parts`` row slices whose passes run
+    at once on as many threads, each with one torch thread.
 
     Why: on a 2-core CPU, torch's intra-op threads barely speed up a GRU step on a batch of 800
     (its products are small and run one time step after another), while two independent
@@ -146,26 +146,45 @@ class BatchSplit:
             loss = masked_sse(net(x[rows]), y[rows], None if w is None else w[rows]) / count
             return loss.detach(), torch.autograd.grad(loss, params)
 
-        bounds = np.linspace(0, len(y), self.parts + 1).astype(int)
-        slices = [slice(lo, hi) for lo, hi in itertools.pairwise(bounds)]
-        losses, grads = zip(*self._pool.map(part, slices), strict=True)
+        losses, grads = zip(*self._pool.map(part, self._slices(len(y))), strict=True)
         for param, *per_slice in zip(params, *grads, strict=True):
             grad = functools.reduce(operator.add, per_slice)  # in slice order
             param.grad = grad if param.grad is None else param.grad + grad
         return functools.reduce(operator.add, losses)
 
+    def scores(self, net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """``net(x)``, in the caller's grad mode; with ``parts`` > 1 its row slices' scores,
+        computed at once and concatenated (rows do not interact: the same scores up to the
+        products' rounding)."""
+        if self._pool is None:
+            return net(x)
+        grad = torch.is_grad_enabled()  # grad mode is per thread
+
+        def part(rows: slice) -> torch.Tensor:
+            with torch.set_grad_enabled(grad):
+                return net(x[rows])
+
+        return torch.cat(list(self._pool.map(part, self._slices(len(x)))))
+
+    def _slices(self, n_rows: int) -> list[slice]:
+        bounds = np.linspace(0, n_rows, self.parts + 1).astype(int)
+        return [slice(lo, hi) for lo, hi in itertools.pairwise(bounds)]
+
 
 @torch.no_grad()
-def evaluate(net: nn.Module, batches: Batches, metric: str, tick: Tick | None = None) -> float:
+def evaluate(
+    net: nn.Module, batches: Batches, metric: str, tick: Tick | None = None, parts: int = 1
+) -> float:
     """Score of the whole segment in stored order, last partial batch dropped (as Qlib): the mean
-    over batches of −masked MSE (``metric="loss"``) or the mean daily IC (``metric="ic"``)."""
+    over batches of −masked MSE (``metric="loss"``) or the mean daily IC (``metric="ic"``).
+    ``parts`` > 1: the forward passes run as that many slices at once (``BatchSplit``)."""
     net.eval()
     order = np.arange(len(batches.samples))
     n_batches = batches.count(len(order), drop_last=True)
     scores = _per_batch(n_batches, batches.device)
     n_ic = n_batches * batches.batch_size if metric == "ic" else 0
     preds, labels = np.empty(n_ic, np.float32), np.empty(n_ic, np.float32)
-    for i, (pred, y) in enumerate(_scored(net, batches, order, True, tick)):
+    for i, (pred, y) in enumerate(_scored(net, batches, order, True, tick, parts)):
         if metric == "ic":
             rows = slice(i * batches.batch_size, (i + 1) * batches.batch_size)
             preds[rows], labels[rows] = pred.cpu().numpy(), y.cpu().numpy()
@@ -179,13 +198,15 @@ def evaluate(net: nn.Module, batches: Batches, metric: str, tick: Tick | None = 
 
 
 @torch.no_grad()
-def predict(net: nn.Module, batches: Batches, tick: Tick | None = None) -> np.ndarray:
-    """Scores ``float32 [N]`` of every sample, in sample order."""
+def predict(
+    net: nn.Module, batches: Batches, tick: Tick | None = None, parts: int = 1
+) -> np.ndarray:
+    """Scores ``float32 [N]`` of every sample, in sample order (``parts``: as ``evaluate``)."""
     net.eval()
     order = np.arange(len(batches.samples))
     out = np.empty(len(order), np.float32)
     start = 0
-    for pred, _ in _scored(net, batches, order, False, tick):
+    for pred, _ in _scored(net, batches, order, False, tick, parts):
         out[start : start + len(pred)] = pred.cpu().numpy()
         start += len(pred)
     return out
@@ -199,18 +220,24 @@ SCORE_ROWS = 1600
 
 
 def _scored(
-    net: nn.Module, batches: Batches, order: np.ndarray, drop_last: bool, tick: Tick | None
+    net: nn.Module,
+    batches: Batches,
+    order: np.ndarray,
+    drop_last: bool,
+    tick: Tick | None,
+    parts: int,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """``(scores, labels)`` of each batch over ``order``, the forward pass run on groups of
-    consecutive batches."""
+    consecutive batches (split in ``parts``)."""
     size = batches.batch_size
     grouped = replace(batches, batch_size=size * max(1, SCORE_ROWS // size))
-    for _, x, y in grouped.iterate(order[: batches.count(len(order), drop_last) * size], False):
-        pred = net(x)
-        for lo in range(0, len(y), size):
-            yield pred[lo : lo + size], y[lo : lo + size]
-            if tick:
-                tick()
+    with BatchSplit(parts) as split:
+        for _, x, y in grouped.iterate(order[: batches.count(len(order), drop_last) * size], False):
+            pred = split.scores(net, x)
+            for lo in range(0, len(y), size):
+                yield pred[lo : lo + size], y[lo : lo + size]
+                if tick:
+                    tick()
 
 
 def attention(net: nn.Module, batches: Batches, rows: np.ndarray) -> np.ndarray:
