@@ -7,10 +7,10 @@ from collections.abc import Iterator
 import pytest
 import torch
 
-from alstm.model import cpu_gru
+from alstm.model import cpu_gru, kernels
 from alstm.model.cpu_gru import _step_forward, cpu_gru_applies, gru_forward
 
-needs_mkl = pytest.mark.skipif(cpu_gru._SGEMM is None, reason="this torch has no oneMKL sgemm_")
+needs_mkl = pytest.mark.skipif(kernels.SGEMM is None, reason="this torch has no oneMKL sgemm_")
 
 
 @pytest.fixture(
@@ -22,7 +22,7 @@ def torch_threads(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
     on several threads or without oneMKL."""
     threads, mkl = request.param
     if not mkl:
-        monkeypatch.setattr(cpu_gru, "_SGEMM", None)
+        monkeypatch.setattr(cpu_gru, "SGEMM", None)
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     assert cpu_gru._compiled() == (threads == 1 and mkl)

@@ -24,21 +24,16 @@ Used for GRUs on the CPU without inter-layer dropout in training; everything els
 
 from __future__ import annotations
 
-import ctypes
 from collections.abc import Callable
-from pathlib import Path
 
 import numba as nb
 import numpy as np
 import torch
-from llvmlite import binding as llvm
-from llvmlite import ir
-from numba.core import types
-from numba.extending import intrinsic
 from torch import nn
 from torch.nn import functional as F
 
 from alstm.model.activations import tanh_
+from alstm.model.kernels import SGEMM, matmul, sigmoid
 
 Linear = Callable[..., torch.Tensor]
 
@@ -94,7 +89,7 @@ _PARAM_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 def _compiled() -> bool:
     """True when a layer runs as one compiled loop: oneMKL is at hand and torch has one thread
     (the compiled loop runs on one; on several, torch's ops split each step across them)."""
-    return _SGEMM is not None and torch.get_num_threads() == 1
+    return SGEMM is not None and torch.get_num_threads() == 1
 
 
 def _layer_forward(
@@ -196,41 +191,6 @@ class _GRULayer(torch.autograd.Function):
         return dx, dw_ih, dw_hh, db_ih, db_hh
 
 
-def _find_sgemm() -> int | None:
-    """Address of the oneMKL ``sgemm_`` (Fortran BLAS) inside torch's CPU library, or None (a
-    torch built without oneMKL, or one that does not export it)."""
-    if not torch.backends.mkl.is_available():
-        return None
-    for path in sorted((Path(torch.__file__).parent / "lib").glob("libtorch_cpu.*")):
-        try:
-            return ctypes.cast(ctypes.CDLL(str(path)).sgemm_, ctypes.c_void_p).value
-        except (OSError, AttributeError):
-            continue
-    return None
-
-
-_SGEMM = _find_sgemm()
-if _SGEMM is not None:
-    llvm.add_symbol("sgemm_", _SGEMM)  # compiled code calls it by name
-_sgemm = types.ExternalFunction("sgemm_", types.void(*([types.voidptr] * 13)))
-
-
-@nb.njit(inline="always")
-def _matmul(a, trans_a, b, trans_b, c, beta, scratch):  # pragma: no cover - numba
-    """``c ← op(a) @ op(b) + beta · c`` for C-ordered float32 matrices (``op`` transposes when
-    its flag is set), through oneMKL's column-major ``sgemm_`` as ``cᵀ = op(b)ᵀ op(a)ᵀ``.
-    ``scratch``: ``float32 [10]``, where the arguments ``sgemm_`` takes by reference go."""
-    m, n = c.shape
-    ints = scratch.view(np.int32)
-    scratch[0], scratch[1] = np.float32(1.0), beta
-    ints[2], ints[3], ints[4] = n, m, a.shape[0] if trans_a else a.shape[1]
-    ints[5], ints[6], ints[7] = b.shape[1], a.shape[1], n  # leading dimensions: row lengths
-    ints[8], ints[9] = ord("T") if trans_b else ord("N"), ord("T") if trans_a else ord("N")
-    p = scratch.ctypes.data
-    _sgemm(p + 32, p + 36, p + 8, p + 12, p + 16, p, b.ctypes.data, p + 20,
-           a.ctypes.data, p + 24, p + 4, c.ctypes.data, p + 28)  # fmt: skip
-
-
 @nb.njit(cache=True, boundscheck=False, nogil=True)
 def _layer_forward_compiled(x, w_ih, w_hh, b_ih, b_hh, out, rz, n, rgh, gi, gh):  # pragma: no cover
     """``_layer_forward``'s loop in one compiled call (no Python or GIL per step); gates go to
@@ -238,8 +198,8 @@ def _layer_forward_compiled(x, w_ih, w_hh, b_ih, b_hh, out, rz, n, rgh, gi, gh):
     scratch = np.empty(10, np.float32)
     zero = np.float32(0.0)
     for t in range(x.shape[0]):
-        _matmul(x[t], False, w_ih, True, gi, zero, scratch)
-        _matmul(out[t], False, w_hh, True, gh, zero, scratch)
+        matmul(x[t], False, w_ih, True, gi, zero, scratch)
+        matmul(out[t], False, w_hh, True, gh, zero, scratch)
         k = t if rz.shape[0] > 1 else 0
         _step_forward(gi, gh, b_ih, b_hh, out[t], out[t + 1], rz[k], n[k], rgh[k])
 
@@ -254,40 +214,10 @@ def _layer_backward_compiled(
     zero, one = np.float32(0.0), np.float32(1.0)
     for t in range(x.shape[0] - 1, -1, -1):
         _step_backward(t, d_out, rz, n, rgh, out, dh, dgi, dgh, db)
-        _matmul(dgh, False, w_hh, False, dh, one, scratch)
-        _matmul(dgi, False, w_ih, False, dx[t], zero, scratch)
-        _matmul(dgh, True, out[t], False, dw_hh, one, scratch)
-        _matmul(dgi, True, x[t], False, dw_ih, one, scratch)
-
-
-@intrinsic
-def _as_float32(typingctx, bits):  # type: ignore[no-untyped-def]  # pragma: no cover - numba
-    """The float32 whose bit pattern is the int32 ``bits`` (a free reinterpretation)."""
-
-    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
-        return builder.bitcast(args[0], ir.FloatType())
-
-    return types.float32(types.int32), codegen
-
-
-@nb.njit(inline="always", error_model="numpy")
-def _sigmoid(a):  # pragma: no cover - numba
-    """σ(a) = 1 / (1 + e^−a) in float32, within 2e-7 of torch's: e^x as 2^k · p(x − k ln 2) with
-    Cephes' degree-6 polynomial and 2^k from its exponent bits. Written out so that the loops
-    calling it vectorize (numba has no vector ``exp`` without Intel's SVML)."""
-    x = -a
-    x = x if x > np.float32(-87.0) else np.float32(-87.0)
-    x = x if x < np.float32(88.0) else np.float32(88.0)
-    # round to nearest by the float32 magic number 1.5 · 2^23
-    k = (x * np.float32(1.4426950408889634) + np.float32(12582912.0)) - np.float32(12582912.0)
-    x = x - k * np.float32(0.693359375) - k * np.float32(-2.12194440e-4)
-    p = np.float32(1.9875691500e-4) * x + np.float32(1.3981999507e-3)
-    p = p * x + np.float32(8.3334519073e-3)
-    p = p * x + np.float32(4.1665795894e-2)
-    p = p * x + np.float32(1.6666665459e-1)
-    p = p * x + np.float32(5.0000001201e-1)
-    e = (p * (x * x) + x + np.float32(1.0)) * _as_float32((np.int32(k) + np.int32(127)) << 23)
-    return np.float32(1.0) / (np.float32(1.0) + e)
+        matmul(dgh, False, w_hh, False, dh, one, scratch)
+        matmul(dgi, False, w_ih, False, dx[t], zero, scratch)
+        matmul(dgh, True, out[t], False, dw_hh, one, scratch)
+        matmul(dgi, True, x[t], False, dw_ih, one, scratch)
 
 
 @nb.njit(cache=True, boundscheck=False, nogil=True, error_model="numpy")
@@ -305,12 +235,12 @@ def _step_forward(gi, gh, b_ih, b_hh, h, h_next, rz, n, rgh):  # pragma: no cove
         # the z and n columns' indices stay written out: as named variables (jz = hidden + j)
         # the loop no longer vectorized and ran 10 times slower (measured)
         for j in range(hidden):
-            r = _sigmoid((gi_b[j] + b_ih[j]) + (gh_b[j] + b_hh[j]))
-            z = _sigmoid(
+            r = sigmoid((gi_b[j] + b_ih[j]) + (gh_b[j] + b_hh[j]))
+            z = sigmoid(
                 (gi_b[hidden + j] + b_ih[hidden + j]) + (gh_b[hidden + j] + b_hh[hidden + j])
             )
             rg = r * (gh_b[2 * hidden + j] + b_hh[2 * hidden + j])
-            nj = two * _sigmoid(two * ((gi_b[2 * hidden + j] + b_ih[2 * hidden + j]) + rg)) - one
+            nj = two * sigmoid(two * ((gi_b[2 * hidden + j] + b_ih[2 * hidden + j]) + rg)) - one
             rz_b[j], rz_b[hidden + j], rgh_b[j], n_b[j] = r, z, rg, nj
             next_b[j] = nj + z * (h_b[j] - nj)
 

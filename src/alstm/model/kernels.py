@@ -1,0 +1,80 @@
+"""Compiled building blocks of the CPU fast paths (``cpu_gru``, ``cpu_attention``): oneMKL's
+matrix product callable from numba, and a float32 σ that vectorizes."""
+
+from __future__ import annotations
+
+import ctypes
+from pathlib import Path
+
+import numba as nb
+import numpy as np
+import torch
+from llvmlite import binding as llvm
+from llvmlite import ir
+from numba.core import types
+from numba.extending import intrinsic
+
+
+def _find_sgemm() -> int | None:
+    """Address of the oneMKL ``sgemm_`` (Fortran BLAS) inside torch's CPU library, or None (a
+    torch built without oneMKL, or one that does not export it)."""
+    if not torch.backends.mkl.is_available():
+        return None
+    for path in sorted((Path(torch.__file__).parent / "lib").glob("libtorch_cpu.*")):
+        try:
+            return ctypes.cast(ctypes.CDLL(str(path)).sgemm_, ctypes.c_void_p).value
+        except (OSError, AttributeError):
+            continue
+    return None
+
+
+SGEMM = _find_sgemm()
+if SGEMM is not None:
+    llvm.add_symbol("sgemm_", SGEMM)  # compiled code calls it by name
+_sgemm = types.ExternalFunction("sgemm_", types.void(*([types.voidptr] * 13)))
+
+
+@nb.njit(inline="always")
+def matmul(a, trans_a, b, trans_b, c, beta, scratch):  # pragma: no cover - numba
+    """``c ← op(a) @ op(b) + beta · c`` for C-ordered float32 matrices (``op`` transposes when
+    its flag is set), through oneMKL's column-major ``sgemm_`` as ``cᵀ = op(b)ᵀ op(a)ᵀ``.
+    ``scratch``: ``float32 [10]``, where the arguments ``sgemm_`` takes by reference go."""
+    m, n = c.shape
+    ints = scratch.view(np.int32)
+    scratch[0], scratch[1] = np.float32(1.0), beta
+    ints[2], ints[3], ints[4] = n, m, a.shape[0] if trans_a else a.shape[1]
+    ints[5], ints[6], ints[7] = b.shape[1], a.shape[1], n  # leading dimensions: row lengths
+    ints[8], ints[9] = ord("T") if trans_b else ord("N"), ord("T") if trans_a else ord("N")
+    p = scratch.ctypes.data
+    _sgemm(p + 32, p + 36, p + 8, p + 12, p + 16, p, b.ctypes.data, p + 20,
+           a.ctypes.data, p + 24, p + 4, c.ctypes.data, p + 28)  # fmt: skip
+
+
+@intrinsic
+def _as_float32(typingctx, bits):  # type: ignore[no-untyped-def]  # pragma: no cover - numba
+    """The float32 whose bit pattern is the int32 ``bits`` (a free reinterpretation)."""
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        return builder.bitcast(args[0], ir.FloatType())
+
+    return types.float32(types.int32), codegen
+
+
+@nb.njit(inline="always", error_model="numpy")
+def sigmoid(a):  # pragma: no cover - numba
+    """σ(a) = 1 / (1 + e^−a) in float32, within 2e-7 of torch's: e^x as 2^k · p(x − k ln 2) with
+    Cephes' degree-6 polynomial and 2^k from its exponent bits. Written out so that the loops
+    calling it vectorize (numba has no vector ``exp`` without Intel's SVML)."""
+    x = -a
+    x = x if x > np.float32(-87.0) else np.float32(-87.0)
+    x = x if x < np.float32(88.0) else np.float32(88.0)
+    # round to nearest by the float32 magic number 1.5 · 2^23
+    k = (x * np.float32(1.4426950408889634) + np.float32(12582912.0)) - np.float32(12582912.0)
+    x = x - k * np.float32(0.693359375) - k * np.float32(-2.12194440e-4)
+    p = np.float32(1.9875691500e-4) * x + np.float32(1.3981999507e-3)
+    p = p * x + np.float32(8.3334519073e-3)
+    p = p * x + np.float32(4.1665795894e-2)
+    p = p * x + np.float32(1.6666665459e-1)
+    p = p * x + np.float32(5.0000001201e-1)
+    e = (p * (x * x) + x + np.float32(1.0)) * _as_float32((np.int32(k) + np.int32(127)) << 23)
+    return np.float32(1.0) / (np.float32(1.0) + e)
