@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from alstm.model.activations import tanh
+from alstm.model.cpu_attention import attention_head, cpu_attention_applies
 from alstm.model.cpu_gru import cpu_gru_applies, gru_forward
 
 RNN_TYPES = ("GRU", "LSTM")
@@ -32,10 +33,11 @@ class ALSTMNet(nn.Module):
 
     Submodules are created in the order Qlib creates them, so the same torch seed gives the same
     initial weights as Qlib's ``ALSTMModel``. Internally time-major (``[T, B, ·]``, the layout
-    the recurrence runs in); a float32 GRU on the CPU runs through ``cpu_gru`` (faster, same
-    math). ``head`` (an ablation, see ``HEADS``): ``"last"`` and ``"attention"`` use
-    ``Linear(h→1)``; ``"last"`` creates no attention layers and reports all attention on the
-    last step (the only one its output reads).
+    the recurrence runs in); a float32 GRU on the CPU runs through ``cpu_gru``, and on one CPU
+    thread the attention and output layer through ``cpu_attention`` (faster, same math).
+    ``head`` (an ablation, see ``HEADS``): ``"last"`` and ``"attention"`` use ``Linear(h→1)``;
+    ``"last"`` creates no attention layers and reports all attention on the last step (the only
+    one its output reads).
     """
 
     def __init__(
@@ -79,6 +81,9 @@ class ALSTMNet(nn.Module):
             weights = torch.zeros(out.shape[1], out.shape[0], dtype=out.dtype, device=out.device)
             weights[:, -1] = 1.0
             return score, weights
+        if cpu_attention_applies(out, self.att_dropout):
+            score, weights = attention_head(out, self.att_hidden, self.att_score, self.head)
+            return (score, weights.t()) if return_attention else score
         weights = torch.softmax(
             self.att_score(tanh(self.att_dropout(self.att_hidden(out)))), dim=0
         )  # [T, B, 1]
