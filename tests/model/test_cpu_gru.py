@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 import torch
 
-from alstm.model import cpu_gru, kernels
+from alstm.model import kernels
 from alstm.model.cpu_gru import _step_forward, cpu_gru_applies, gru_forward
 
 needs_mkl = pytest.mark.skipif(kernels.SGEMM is None, reason="this torch has no oneMKL sgemm_")
@@ -22,10 +22,10 @@ def torch_threads(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
     on several threads or without oneMKL."""
     threads, mkl = request.param
     if not mkl:
-        monkeypatch.setattr(cpu_gru, "SGEMM", None)
+        monkeypatch.setattr(kernels, "SGEMM", None)
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
-    assert cpu_gru._compiled() == (threads == 1 and mkl)
+    assert kernels.compiled_here(torch.zeros(1)) == (threads == 1 and mkl)
     yield threads
     torch.set_num_threads(before)
 

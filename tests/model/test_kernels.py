@@ -19,12 +19,18 @@ def _product(a, trans_a, b, trans_b, c, beta):  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize("trans_a", [False, True])
 @pytest.mark.parametrize("trans_b", [False, True])
 @pytest.mark.parametrize("beta", [0.0, 1.0])
-def test_matmul_matches_numpy(trans_a: bool, trans_b: bool, beta: float) -> None:
+@pytest.mark.parametrize("strided", [False, True])
+def test_matmul_matches_numpy(trans_a: bool, trans_b: bool, beta: float, strided: bool) -> None:
     rng = np.random.default_rng(0)
     m, k, n = 7, 5, 3  # all different, so a wrong dimension or leading dimension shows
-    a = rng.standard_normal((k, m) if trans_a else (m, k), dtype=np.float32)
-    b = rng.standard_normal((n, k) if trans_b else (k, n), dtype=np.float32)
-    c = rng.standard_normal((m, n), dtype=np.float32)
+
+    def matrix(rows: int, cols: int) -> np.ndarray:
+        wide = rng.standard_normal((rows, cols + 4 * strided), dtype=np.float32)
+        return wide[:, 2 * strided : 2 * strided + cols]  # strided: rows longer than the matrix
+
+    a = matrix(k, m) if trans_a else matrix(m, k)
+    b = matrix(n, k) if trans_b else matrix(k, n)
+    c = matrix(m, n)
     expected = (a.T if trans_a else a) @ (b.T if trans_b else b) + beta * c
     if beta == 0.0:
         c[:] = np.nan  # beta 0 must not read c

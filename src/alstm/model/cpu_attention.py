@@ -21,19 +21,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from alstm.model.kernels import SGEMM, matmul, sigmoid
+from alstm.model.kernels import compiled_here, matmul, sigmoid
 
 
 def cpu_attention_applies(out: torch.Tensor, dropout: nn.Dropout) -> bool:
-    """True when ``attention_head`` can stand in for the torch ops: float32 CPU tensors, oneMKL
-    at hand, one torch thread, and no attention dropout to draw (eval mode or ``p=0``)."""
-    return (
-        SGEMM is not None
-        and torch.get_num_threads() == 1
-        and out.device.type == "cpu"
-        and out.dtype == torch.float32
-        and (not dropout.training or dropout.p == 0)
-    )
+    """True when ``attention_head`` can stand in for the torch ops: where the compiled passes
+    run (``kernels.compiled_here``), with no attention dropout to draw (eval mode or ``p=0``)."""
+    return compiled_here(out) and (not dropout.training or dropout.p == 0)
 
 
 def attention_head(

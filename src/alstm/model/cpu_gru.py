@@ -33,7 +33,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from alstm.model.activations import tanh_
-from alstm.model.kernels import SGEMM, matmul, sigmoid
+from alstm.model.kernels import compiled_here, matmul, sigmoid
 
 Linear = Callable[..., torch.Tensor]
 
@@ -86,12 +86,6 @@ def gru_forward(rnn: nn.GRU, x: torch.Tensor) -> torch.Tensor:
 _PARAM_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
 
-def _compiled() -> bool:
-    """True when a layer runs as one compiled loop: oneMKL is at hand and torch has one thread
-    (the compiled loop runs on one; on several, torch's ops split each step across them)."""
-    return SGEMM is not None and torch.get_num_threads() == 1
-
-
 def _layer_forward(
     x: torch.Tensor,
     w_ih: torch.Tensor,
@@ -111,7 +105,7 @@ def _layer_forward(
     shapes = ((steps, batch, 2 * hidden), (steps, batch, hidden), (steps, batch, hidden))
     # without keep, each step's gates go to one scratch set (kept hot in cache) and are dropped
     saved = [x.new_empty(shape if keep else (1, *shape[1:])) for shape in shapes]
-    if _compiled():
+    if compiled_here(x):
         # torch's allocations are 64-byte aligned: oneMKL's results can depend on alignment
         gi, gh = (x.new_empty(batch, 3 * hidden) for _ in range(2))
         arrays = (x, w_ih, w_hh, b_ih, b_hh, out, *saved, gi, gh)
@@ -172,7 +166,7 @@ class _GRULayer(torch.autograd.Function):
         dgh = x.new_empty(batch, 3 * hidden)  # gradient of W_h· h + b_h· at one step
         dw_ih, dw_hh = torch.zeros_like(w_ih), torch.zeros_like(w_hh)
         db = np.zeros(4 * hidden)  # float64 sums of dr, dz, dn (= d b_i·) and dn ⊙ r (= d b_hn)
-        if _compiled():
+        if compiled_here(x):
             arrays = (d_out, x, w_ih, w_hh, out, rz, n, rgh, dx, dw_ih, dw_hh, dh, dgi, dgh)
             _layer_backward_compiled(*(a.detach().numpy() for a in arrays), db)
         else:

@@ -1,5 +1,6 @@
-"""Compiled building blocks of the CPU fast paths (``cpu_gru``, ``cpu_attention``): oneMKL's
-matrix product callable from numba, and a float32 σ that vectorizes."""
+"""Compiled building blocks of the CPU fast paths (``cpu_gru``, ``cpu_projection``,
+``cpu_attention``): oneMKL's matrix product callable from numba, a float32 σ that vectorizes,
+and where they run."""
 
 from __future__ import annotations
 
@@ -34,16 +35,30 @@ if SGEMM is not None:
 _sgemm = types.ExternalFunction("sgemm_", types.void(*([types.voidptr] * 13)))
 
 
+def compiled_here(x: torch.Tensor) -> bool:
+    """True when the compiled passes (``cpu_gru``'s whole layers, ``cpu_projection``,
+    ``cpu_attention``) run for ``x``: a float32 CPU tensor, oneMKL at hand, and one torch thread
+    (they run on one; on several, torch's ops split each step across the threads)."""
+    return (
+        SGEMM is not None
+        and torch.get_num_threads() == 1
+        and x.device.type == "cpu"
+        and x.dtype == torch.float32
+    )
+
+
 @nb.njit(inline="always")
 def matmul(a, trans_a, b, trans_b, c, beta, scratch):  # pragma: no cover - numba
-    """``c ← op(a) @ op(b) + beta · c`` for C-ordered float32 matrices (``op`` transposes when
-    its flag is set), through oneMKL's column-major ``sgemm_`` as ``cᵀ = op(b)ᵀ op(a)ᵀ``.
+    """``c ← op(a) @ op(b) + beta · c`` for float32 matrices with contiguous rows (``op``
+    transposes when its flag is set), through oneMKL's column-major ``sgemm_`` as
+    ``cᵀ = op(b)ᵀ op(a)ᵀ``.
     ``scratch``: ``float32 [10]``, where the arguments ``sgemm_`` takes by reference go."""
     m, n = c.shape
     ints = scratch.view(np.int32)
     scratch[0], scratch[1] = np.float32(1.0), beta
     ints[2], ints[3], ints[4] = n, m, a.shape[0] if trans_a else a.shape[1]
-    ints[5], ints[6], ints[7] = b.shape[1], a.shape[1], n  # leading dimensions: row lengths
+    # leading dimensions: row strides (columns must be contiguous)
+    ints[5], ints[6], ints[7] = b.strides[0] // 4, a.strides[0] // 4, c.strides[0] // 4
     ints[8], ints[9] = ord("T") if trans_b else ord("N"), ord("T") if trans_a else ord("N")
     p = scratch.ctypes.data
     _sgemm(p + 32, p + 36, p + 8, p + 12, p + 16, p, b.ctypes.data, p + 20,
