@@ -10,6 +10,8 @@ from torch import nn
 from alstm.model.activations import tanh
 from alstm.model.cpu_attention import attention_head, cpu_attention_applies
 from alstm.model.cpu_gru import cpu_gru_applies, gru_forward
+from alstm.model.cpu_projection import project
+from alstm.model.kernels import compiled_here
 
 RNN_TYPES = ("GRU", "LSTM")
 #: What the output layer reads: ``"both"`` (Qlib's ``concat(last step, attention-pooled)``),
@@ -34,7 +36,8 @@ class ALSTMNet(nn.Module):
     Submodules are created in the order Qlib creates them, so the same torch seed gives the same
     initial weights as Qlib's ``ALSTMModel``. Internally time-major (``[T, B, ·]``, the layout
     the recurrence runs in); a float32 GRU on the CPU runs through ``cpu_gru``, and on one CPU
-    thread the attention and output layer through ``cpu_attention`` (faster, same math).
+    thread the input projection and the attention and output layers through ``cpu_projection``
+    and ``cpu_attention`` (faster, same math).
     ``head`` (an ablation, see ``HEADS``): ``"last"`` and ``"attention"`` use ``Linear(h→1)``;
     ``"last"`` creates no attention layers and reports all attention on the last step (the only
     one its output reads).
@@ -69,7 +72,10 @@ class ALSTMNet(nn.Module):
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Scores ``[B]`` for features ``x`` ``[B, T, d_feat]`` (with attention weights ``[B, T]``,
         summing to 1 over time, when ``return_attention``)."""
-        z = tanh(self.input_proj(x.transpose(0, 1)))  # [T, B, h]
+        if compiled_here(x):
+            z = project(x, self.input_proj)  # [T, B, h]
+        else:
+            z = tanh(self.input_proj(x.transpose(0, 1)))
         if cpu_gru_applies(self.rnn, z):
             out = gru_forward(self.rnn, z)
         else:
