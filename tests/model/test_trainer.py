@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from alstm.model import ALSTM, trainer
+from alstm.model import ALSTM, cpu_attention, cpu_gru, cpu_projection, kernels, trainer
 from alstm.model.net import ALSTMNet
 from alstm.model.trainer import Batches, BatchSplit, evaluate, predict
 from tests.model.conftest import FAST, FakeDataset
@@ -110,3 +110,23 @@ def test_split_scoring_equals_whole(
     assert split[0] == pytest.approx(whole[0], rel=1e-6)
     assert np.allclose(split[1], whole[1], rtol=0, atol=1e-6)
     assert np.array_equal(predict(net, batches, parts=parts), split[1])  # reproducible
+
+
+@pytest.mark.skipif(kernels.SGEMM is None, reason="this torch has no oneMKL sgemm_")
+def test_split_runs_the_compiled_passes(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    for module, name in [
+        (cpu_gru, "_layer_forward_compiled"),
+        (cpu_gru, "_layer_backward_compiled"),
+        (cpu_projection, "_backward"),
+        (cpu_attention, "_backward"),
+    ]:
+        original = getattr(module, name)
+        monkeypatch.setattr(
+            module, name, lambda *a, _f=original, _n=name: calls.append(_n) or _f(*a)
+        )
+    _gradients(2, weighted=False)
+    # two slices: each runs both GRU layers, the projection and the attention head compiled
+    assert sorted(calls) == sorted(
+        ["_layer_forward_compiled"] * 4 + ["_layer_backward_compiled"] * 4 + ["_backward"] * 4
+    )

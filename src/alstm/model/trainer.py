@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from functools import cached_property
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -20,6 +21,7 @@ from alstm.model.protocols import SampleSet
 
 CLIP_VALUE = 3.0  # Qlib clips every gradient element to [-3, 3] (by value, not by norm)
 Tick = Callable[[], None]
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -117,7 +119,8 @@ class BatchSplit:
         if self.parts > 1:
             self._threads = torch.get_num_threads()
             torch.set_num_threads(1)  # before the pool starts: new threads inherit it
-            self._pool = ThreadPoolExecutor(self.parts, thread_name_prefix="alstm-batch")
+            # the calling thread runs the last slice itself
+            self._pool = ThreadPoolExecutor(self.parts - 1, thread_name_prefix="alstm-batch")
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -146,7 +149,7 @@ class BatchSplit:
             loss = masked_sse(net(x[rows]), y[rows], None if w is None else w[rows]) / count
             return loss.detach(), torch.autograd.grad(loss, params)
 
-        losses, grads = zip(*self._pool.map(part, self._slices(len(y))), strict=True)
+        losses, grads = zip(*self._map(part, self._slices(len(y))), strict=True)
         for param, *per_slice in zip(params, *grads, strict=True):
             grad = functools.reduce(operator.add, per_slice)  # in slice order
             param.grad = grad if param.grad is None else param.grad + grad
@@ -164,7 +167,15 @@ class BatchSplit:
             with torch.set_grad_enabled(grad):
                 return net(x[rows])
 
-        return torch.cat(list(self._pool.map(part, self._slices(len(x)))))
+        return torch.cat(self._map(part, self._slices(len(x))))
+
+    def _map(self, f: Callable[[slice], _T], slices: list[slice]) -> list[_T]:
+        """``[f(s) for s in slices]``, at once: the last on the calling thread, the others on
+        the pool's (which saves a thread hand-off per batch)."""
+        assert self._pool is not None
+        pending = [self._pool.submit(f, s) for s in slices[:-1]]
+        last = f(slices[-1])
+        return [p.result() for p in pending] + [last]
 
     def _slices(self, n_rows: int) -> list[slice]:
         bounds = np.linspace(0, n_rows, self.parts + 1).astype(int)
