@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -12,6 +13,7 @@ import torch
 import alstm.model.alstm as alstm_module
 from alstm.model import ALSTM, get_model, model_names, register_model
 from alstm.model.metrics import masked_mse, mean_daily_ic
+from alstm.model.net import ALSTMNet
 from alstm.model.stopping import EarlyStopping
 from tests.model.conftest import FAST, FakeDataset, FakeSamples, make_dataset
 
@@ -265,3 +267,23 @@ def test_absent_gpu_warns_and_uses_the_cpu(dataset: FakeDataset) -> None:
         model = fitted(dataset, n_epochs=1, device=None, GPU=0)
     assert model.device_ == torch.device("cpu")
     assert fitted(dataset, n_epochs=1, device=None, GPU=None).device_.type == "cpu"
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "gd"])
+def test_optimizer_steps_equal_torchs_default_bit_for_bit(optimizer: str) -> None:
+    def trained(build: Callable[[ALSTMNet], torch.optim.Optimizer]) -> list[torch.Tensor]:
+        torch.manual_seed(0)
+        net = ALSTMNet(d_feat=3, hidden_size=8)
+        opt = build(net)
+        gen = torch.Generator().manual_seed(1)
+        for _ in range(20):
+            for p in net.parameters():
+                p.grad = torch.randn(p.shape, generator=gen)
+            opt.step()
+        return [p.detach() for p in net.parameters()]
+
+    model = ALSTM(**{**FAST, "optimizer": optimizer})
+    default = torch.optim.Adam if optimizer == "adam" else torch.optim.SGD
+    ours = trained(model._build_optimizer)
+    theirs = trained(lambda net: default(net.parameters(), lr=model.lr))
+    assert all(torch.equal(a, b) for a, b in zip(ours, theirs, strict=True))
