@@ -4,10 +4,9 @@ Same equations and gate order as ``nn.GRU`` (r, z, n): ``r = σ(W_ir x + b_ir + 
 ``z`` likewise, ``n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))``, ``h' = (1 − z) ⊙ n + z ⊙ h``;
 outputs and gradients agree with ``nn.GRU`` to float32 rounding (~1e-7).
 
-Why: on a CPU, ``nn.GRU`` records ~20 small autograd ops per time step and runs its matrix
-products through MKL; on the AMD EPYC this was tuned on, oneDNN's AVX-512 kernels do a step's
-``[800, 64] × [64, 192]`` product in half MKL's time. Here no autograd graph is built inside
-the loop, and the backward's elementwise work per step is one compiled loop.
+Why: on a CPU, ``nn.GRU`` records ~20 small autograd ops per time step. Here no autograd
+graph is built inside the loop, and the backward's elementwise work per step is one compiled
+loop.
 
 On one torch thread (training with ``batch_threads`` > 1, where each thread runs a slice of the
 batch), a layer's whole forward and whole backward are each one compiled call: the products go
@@ -16,8 +15,9 @@ to the oneMKL that torch carries (its Fortran ``sgemm_``, on its AVX-512 kernels
 the whole layer. On the Alpha158 benchmark (batch 800 as 2 × 400 rows, 20 steps, 2 layers) a
 training pass took 14.8–15.2 s against 16.8–18.2 s with a Python loop over steps (alternating
 runs): the two batch threads no longer wait for each other's Python. On several torch threads
-(or a torch without oneMKL) the loop over steps stays in Python: oneDNN's products, and the
-forward's elementwise work as torch ops, which split each step across the threads.
+(or a torch without oneMKL) the loop over steps stays in Python, with torch's products (oneDNN's
+AVX-512 ones in the forward, where they beat MKL's generic kernels on AMD CPUs) and the forward's
+elementwise work as torch ops, which split each step across the threads.
 Used for GRUs on the CPU without inter-layer dropout in training; everything else runs
 ``nn.GRU``.
 """
