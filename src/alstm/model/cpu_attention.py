@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from alstm.model.kernels import compiled_here, matmul, sigmoid
+from alstm.model.kernels import compiled_here, matmul, tanh
 
 
 def cpu_attention_applies(out: torch.Tensor, dropout: nn.Dropout) -> bool:
@@ -69,14 +69,12 @@ class _AttentionHead(torch.autograd.Function):
         ctx: torch.autograd.function.FunctionCtx, d_scores: torch.Tensor, _: torch.Tensor
     ) -> tuple[torch.Tensor, ...]:
         out, w1, w2, wh, a, weights, pooled = ctx.saved_tensors
-        grads = [out.new_empty(out.shape), torch.empty_like(w1)]
-        grads += [torch.empty(n, dtype=out.dtype) for n in (w1.shape[0], w2.shape[1])]
-        grads += [torch.empty_like(wh), out.new_empty(1)]
-        d_a = torch.empty_like(a)
+        d_out, d_w1, d_w2, d_wh, d_a = map(torch.empty_like, (out, w1, w2, wh, a))
+        d_b1, d_bh = out.new_empty(w1.shape[0]), out.new_empty(1)
+        grads = (d_out, d_w1, d_b1, d_w2, d_wh, d_bh)
         arrays = (d_scores.contiguous(), out, w1, w2, wh, a, weights, pooled, *grads, d_a)
         _backward(*(t.detach().numpy() for t in arrays))
-        d_out, d_w1, d_b1, d_w2, d_wh, d_bh = grads
-        return d_out, d_w1, d_b1, d_w2.view_as(w2), d_wh, d_bh
+        return grads
 
 
 @nb.njit(cache=True, boundscheck=False, nogil=True, fastmath={"reassoc"})
@@ -97,11 +95,10 @@ def _forward(out, w1, b1, w2, wh, bh, a, weights, pooled, scores):  # pragma: no
     flat_out, flat_w = out.reshape(steps * batch, hidden), weights.reshape(steps * batch, 1)
     scratch = np.empty(10, np.float32)
     matmul(flat_out, False, w1, True, a, np.float32(0.0), scratch)
-    one, two = np.float32(1.0), np.float32(2.0)
     for i in range(steps * batch):
         a_i = a[i]
         for j in range(a.shape[1]):
-            a_i[j] = two * sigmoid(two * (a_i[j] + b1[j])) - one  # tanh, as activations.tanh
+            a_i[j] = tanh(a_i[j] + b1[j])
     matmul(a, False, w2, True, flat_w, np.float32(0.0), scratch)  # the scores s, for now
     for b in range(batch):  # softmax over time
         top = weights[0, b]
@@ -130,7 +127,7 @@ def _backward(
     d_scores, out, w1, w2, wh, a, weights, pooled, d_out, d_w1, d_b1, d_w2, d_wh, d_bh, d_a
 ):  # pragma: no cover - numba
     """Gradients of ``_forward``'s inputs from ``d_scores`` ``[B]``: fills ``d_out``, ``d_w1``,
-    ``d_b1``, ``d_w2`` (flat), ``d_wh``, ``d_bh``; ``d_a`` ``[T·B, H₂]`` is scratch."""
+    ``d_b1``, ``d_w2``, ``d_wh``, ``d_bh``; ``d_a`` ``[T·B, H₂]`` is scratch."""
     steps, batch, hidden = out.shape
     off = wh.shape[1] - hidden  # where pooled's weights start in the head
     wp = wh[0, off:]
@@ -158,7 +155,7 @@ def _backward(
             d_s = w * (d_weights[t] - mean)  # back through the softmax
             a_i, d_a_i = a[t * batch + b], d_a[t * batch + b]
             for j in range(a.shape[1]):
-                d_w2[j] += d_s * a_i[j]
+                d_w2[0, j] += d_s * a_i[j]
                 d_a_i[j] = d_s * w2[0, j] * (one - a_i[j] * a_i[j])  # back through tanh
                 d_b1[j] += d_a_i[j]
             d_out_tb, gw = d_out[t, b], g * w

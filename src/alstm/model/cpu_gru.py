@@ -33,7 +33,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from alstm.model.activations import tanh_
-from alstm.model.kernels import compiled_here, matmul, sigmoid
+from alstm.model.kernels import compiled_here, matmul, sigmoid, tanh
 
 Linear = Callable[..., torch.Tensor]
 
@@ -227,7 +227,6 @@ def _step_forward(gi, gh, b_ih, b_hh, h, h_next, rz, n, rgh):  # pragma: no cove
     ``2σ(2a) − 1``, as ``activations.tanh``). ``error_model="numpy"`` lets the division
     vectorize."""
     batch, hidden = h.shape
-    one, two = np.float32(1.0), np.float32(2.0)
     for b in range(batch):
         gi_b, gh_b, h_b, next_b = gi[b], gh[b], h[b], h_next[b]
         rz_b, n_b, rgh_b = rz[b], n[b], rgh[b]
@@ -239,7 +238,7 @@ def _step_forward(gi, gh, b_ih, b_hh, h, h_next, rz, n, rgh):  # pragma: no cove
                 (gi_b[hidden + j] + b_ih[hidden + j]) + (gh_b[hidden + j] + b_hh[hidden + j])
             )
             rg = r * (gh_b[2 * hidden + j] + b_hh[2 * hidden + j])
-            nj = two * sigmoid(two * ((gi_b[2 * hidden + j] + b_ih[2 * hidden + j]) + rg)) - one
+            nj = tanh((gi_b[2 * hidden + j] + b_ih[2 * hidden + j]) + rg)
             rz_b[j], rz_b[hidden + j], rgh_b[j], n_b[j] = r, z, rg, nj
             next_b[j] = nj + z * (h_b[j] - nj)
 

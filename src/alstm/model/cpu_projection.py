@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from alstm.model.kernels import matmul, sigmoid
+from alstm.model.kernels import matmul, tanh
 
 
 def project(x: torch.Tensor, linear: nn.Linear) -> torch.Tensor:
@@ -57,12 +57,11 @@ def _forward(x, w, b, pre, z):  # pragma: no cover - numba
     hidden = w.shape[0]
     flat_x, flat_pre = x.reshape(batch * steps, n_in), pre.reshape(batch * steps, hidden)
     matmul(flat_x, False, w, True, flat_pre, np.float32(0.0), np.empty(10, np.float32))
-    one, two = np.float32(1.0), np.float32(2.0)
     for t in range(steps):
         for i in range(batch):
             pre_i, z_ti = pre[i, t], z[t, i]
             for j in range(hidden):
-                z_ti[j] = two * sigmoid(two * (pre_i[j] + b[j])) - one
+                z_ti[j] = tanh(pre_i[j] + b[j])
 
 
 @nb.njit(cache=True, boundscheck=False, nogil=True)

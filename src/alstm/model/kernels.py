@@ -1,6 +1,6 @@
 """Compiled building blocks of the CPU fast paths (``cpu_gru``, ``cpu_projection``,
-``cpu_attention``): oneMKL's matrix product callable from numba, a float32 σ that vectorizes,
-and where they run."""
+``cpu_attention``): oneMKL's matrix product callable from numba, a float32 σ (and tanh) that
+vectorizes, and where they run."""
 
 from __future__ import annotations
 
@@ -93,3 +93,9 @@ def sigmoid(a):  # pragma: no cover - numba
     p = p * x + np.float32(5.0000001201e-1)
     e = (p * (x * x) + x + np.float32(1.0)) * _as_float32((np.int32(k) + np.int32(127)) << 23)
     return np.float32(1.0) / (np.float32(1.0) + e)
+
+
+@nb.njit(inline="always", error_model="numpy")
+def tanh(a):  # pragma: no cover - numba
+    """tanh(a) as ``2σ(2a) − 1`` in float32, the same formula as ``activations.tanh``."""
+    return np.float32(2.0) * sigmoid(np.float32(2.0) * a) - np.float32(1.0)
