@@ -16,23 +16,27 @@ from numba.core import types
 from numba.extending import intrinsic
 
 
-def _find_sgemm() -> int | None:
-    """Address of the oneMKL ``sgemm_`` (Fortran BLAS) inside torch's CPU library, or None (a
-    torch built without oneMKL, or one that does not export it)."""
+def _mkl_symbol(name: str) -> int | None:
+    """Address of the oneMKL function ``name`` inside torch's CPU library, or None (a torch
+    built without oneMKL, or one that does not export it)."""
     if not torch.backends.mkl.is_available():
         return None
     for path in sorted((Path(torch.__file__).parent / "lib").glob("libtorch_cpu.*")):
         try:
-            return ctypes.cast(ctypes.CDLL(str(path)).sgemm_, ctypes.c_void_p).value
+            return ctypes.cast(getattr(ctypes.CDLL(str(path)), name), ctypes.c_void_p).value
         except (OSError, AttributeError):
             continue
     return None
 
 
-SGEMM = _find_sgemm()
-if SGEMM is not None:
-    llvm.add_symbol("sgemm_", SGEMM)  # compiled code calls it by name
+SGEMM = _mkl_symbol("sgemm_")  # Fortran BLAS
+#: oneMKL's vector math √ (Fortran interface), which torch's ``sqrt`` calls for float32 tensors
+VSQRT = _mkl_symbol("VMSSQRT_")
+for _name, _address in (("sgemm_", SGEMM), ("VMSSQRT_", VSQRT)):
+    if _address is not None:
+        llvm.add_symbol(_name, _address)  # compiled code calls them by name
 _sgemm = types.ExternalFunction("sgemm_", types.void(*([types.voidptr] * 13)))
+_vsqrt = types.ExternalFunction("VMSSQRT_", types.void(*([types.voidptr] * 4)))
 
 
 def compiled_here(x: torch.Tensor) -> bool:
@@ -99,3 +103,46 @@ def sigmoid(a):  # pragma: no cover - numba
 def tanh(a):  # pragma: no cover - numba
     """tanh(a) as ``2σ(2a) − 1`` in float32, the same formula as ``activations.tanh``."""
     return np.float32(2.0) * sigmoid(np.float32(2.0) * a) - np.float32(1.0)
+
+
+# torch's mode for oneMKL's vector math: high accuracy, denormals kept, errors ignored
+# (VML_HA | VML_FTZDAZ_OFF | VML_ERRMODE_IGNORE in mkl_vml_defines.h)
+_VML_MODE = 0x2 | 0x140000 | 0x100
+
+
+@nb.njit(inline="always")
+def sqrt(a, out, scratch):  # pragma: no cover - numba
+    """``out ← √a`` for contiguous float32 arrays, by oneMKL's vector math as torch's ``sqrt``
+    computes it (its high-accuracy √ is not always the correctly rounded one numpy gives).
+    ``scratch``: ``int64 [2]``, where the arguments taken by reference go."""
+    scratch[1] = _VML_MODE
+    scratch.view(np.int32)[0] = a.size
+    p = scratch.ctypes.data
+    _vsqrt(p, a.ctypes.data, out.ctypes.data, p + 8)
+
+
+@intrinsic
+def fma(typingctx, a, b, c):  # type: ignore[no-untyped-def]  # pragma: no cover - numba
+    """``a · b + c`` in float32 with one rounding (a fused multiply-add)."""
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        return builder.fma(*args)
+
+    return types.float32(types.float32, types.float32, types.float32), codegen
+
+
+@intrinsic
+def _float32_pointer(typingctx, address):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """The int64 ``address`` as a float32 pointer."""
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        return builder.inttoptr(args[0], ir.PointerType(ir.FloatType()))
+
+    return types.CPointer(types.float32)(types.int64), codegen
+
+
+@nb.njit(inline="always")
+def float32_array(address, size):  # pragma: no cover - numba
+    """The float32 array of ``size`` elements at ``address`` (a tensor's ``data_ptr()``), so
+    that one call can take any number of tensors as a table of addresses."""
+    return nb.carray(_float32_pointer(address), size)
