@@ -3,14 +3,18 @@ scoring (same scores as batch by batch)."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from alstm.model import ALSTM, cpu_attention, cpu_gru, cpu_projection, kernels, trainer
 from alstm.model.net import ALSTMNet
 from alstm.model.trainer import Batches, BatchSplit, evaluate, predict
-from tests.model.conftest import FAST, FakeDataset
+from tests.model.conftest import FAST, FakeDataset, FakeSamples
 
 
 def _batch(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -50,6 +54,35 @@ def test_split_restores_the_torch_thread_count() -> None:
     with BatchSplit(2):
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
+
+
+@pytest.mark.parametrize("parts", [1, 2])
+def test_fetch_next_gives_the_items_in_order_then_none(parts: int) -> None:
+    caller = threading.get_ident()
+    threads = []
+
+    def items() -> Iterator[int]:
+        for i in range(3):
+            threads.append(threading.get_ident())
+            yield i
+
+    with BatchSplit(parts) as split:
+        source = items()
+        got = [split.fetch_next(source).result() for _ in range(4)]
+    assert got == [0, 1, 2, None]
+    assert all((t == caller) == (parts == 1) for t in threads)  # made on the pool's thread
+
+
+def test_a_failed_gathering_reaches_the_training_loop() -> None:
+    x = np.ones((40, 5, 3), np.float32)
+    x[7, 2, 1] = np.nan
+    index = pd.MultiIndex.from_product([pd.bdate_range("2020-01-01", periods=4), range(10)])
+    samples = FakeSamples(x, np.zeros(40, np.float32), index)
+    batches = Batches(samples, "train", 8, torch.device("cpu"))
+    net = ALSTMNet(d_feat=3, hidden_size=8)
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match="NaN/inf at feature column 1"):
+        trainer.train_epoch(net, opt, batches, np.arange(40), parts=2)
 
 
 def test_batch_threads_fit_is_reproducible_and_close_to_unsplit(dataset: FakeDataset) -> None:

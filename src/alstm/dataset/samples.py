@@ -128,7 +128,7 @@ class WindowSamples(SampleSet):
         return x, y
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _gather_windows(store, exists, inst, date, fill, out_x, out_y):  # pragma: no cover - numba
     """``out_x[b, k] = store[inst[b], src, :-1]`` where src is the filled cell of window step k
     (fill 0 none / 1 ffill / 2 ffill+bfill; NaN when nothing fills it); ``out_y[b]`` the label."""
