@@ -1,6 +1,7 @@
 """Compiled building blocks of the CPU fast paths (``cpu_gru``, ``cpu_projection``,
-``cpu_attention``): oneMKL's matrix product callable from numba, a float32 σ (and tanh) that
-vectorizes, and where they run."""
+``cpu_attention``, ``cpu_adam``): oneMKL's matrix product and √ callable from numba, a float32
+σ (and tanh) that vectorizes, a fused multiply-add, arrays from tensor addresses, and where the
+passes run."""
 
 from __future__ import annotations
 
