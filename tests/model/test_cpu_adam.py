@@ -139,3 +139,22 @@ def test_parameters_without_gradient_are_left_alone() -> None:
     assert not torch.equal(ps[0], before[0])
     assert all(torch.equal(p, b) for p, b in zip(ps[1:], before[1:], strict=True))
     assert list(opt.state) == [ps[0]]
+
+
+@needs_vml
+def test_a_loaded_float64_step_counter_runs_torchs_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    ps, _, ours = run(CompiledAdam, 3, lr=1e-3)
+    saved = copy.deepcopy(ours.state_dict())
+    for state in saved["state"].values():
+        state["step"] = state["step"].double()  # as saved under torch.float64 as default dtype
+    twin = [torch.nn.Parameter(p.detach().clone()) for p in ps]
+    theirs = torch.optim.Adam(twin, lr=1e-3)
+    theirs.load_state_dict(copy.deepcopy(saved))
+    ours.load_state_dict(saved)
+    monkeypatch.setattr(cpu_adam, "_adam_step", lambda *a: pytest.fail("compiled step ran"))
+    for p, q in zip(ps, twin, strict=True):
+        p.grad = torch.ones_like(p)
+        q.grad = torch.ones_like(q)
+    ours.step()
+    theirs.step()
+    assert all(torch.equal(a, b) for a, b in zip(ps, twin, strict=True))

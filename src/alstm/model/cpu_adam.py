@@ -37,7 +37,9 @@ class CompiledAdam(torch.optim.Adam):
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
         """One Adam step on the parameters that have a gradient."""
         groups = [(g, [p for p in g["params"] if p.grad is not None]) for g in self.param_groups]
-        if closure is not None or not all(_compiles(g, params) for g, params in groups):
+        if closure is not None or not all(
+            _compiles(g, params, [self.state[p] for p in params]) for g, params in groups
+        ):
             return super().step(closure)
         for group, params in groups:
             if params:
@@ -89,9 +91,11 @@ def _step_dtype() -> torch.dtype:
     return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
 
 
-def _compiles(group: dict[str, Any], params: list[torch.Tensor]) -> bool:
+def _compiles(
+    group: dict[str, Any], params: list[torch.Tensor], states: list[dict[str, Any]]
+) -> bool:
     """True when the compiled step stands in for torch's on ``group``, whose parameters with a
-    gradient are ``params``."""
+    gradient are ``params`` with optimizer states ``states`` (empty before the first step)."""
     f32 = torch.float32
     return (
         _sqrt_matches_torch()
@@ -108,6 +112,18 @@ def _compiles(group: dict[str, Any], params: list[torch.Tensor]) -> bool:
             and p.grad.layout is torch.strided
             and p.grad.is_contiguous()
             for p in params
+        )
+        # a loaded state can hold a float64 step counter; its moments have the parameter's
+        # dtype and device (torch casts them)
+        and all(
+            not state
+            or (
+                state["step"].dtype is f32
+                and state["step"].is_cpu
+                and state["exp_avg"].is_contiguous()
+                and state["exp_avg_sq"].is_contiguous()
+            )
+            for state in states
         )
     )
 
