@@ -36,54 +36,59 @@ class CompiledAdam(torch.optim.Adam):
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
         """One Adam step on the parameters that have a gradient."""
-        groups = [(g, [p for p in g["params"] if p.grad is not None]) for g in self.param_groups]
-        if closure is not None or not all(
-            _compiles(g, params, [self.state[p] for p in params]) for g, params in groups
-        ):
+        groups = []
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            groups.append((group, params, [self.state[p] for p in params]))
+        if closure is not None or not all(_compiles(*g) for g in groups):
             return super().step(closure)
-        for group, params in groups:
+        for group, params, states in groups:
             if params:
-                self._step_group(group, params)
+                _step_group(group, params, states)
         return None
 
-    def _step_group(self, group: dict[str, Any], params: list[torch.Tensor]) -> None:
-        states = [self.state[p] for p in params]
-        for p, state in zip(params, states, strict=True):
-            if not state:  # as torch's Adam starts a parameter's state
-                state["step"] = torch.tensor(0.0, dtype=_step_dtype())
-                state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-        lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
-        # t: the step about to be taken (the kernel adds it to each counter)
-        scalars = np.array(
-            [
-                (
-                    1 - beta1,
-                    beta2,
-                    1 - beta2,
-                    (1 - beta2**t) ** 0.5,
-                    eps,
-                    (lr / (1 - beta1**t)) * -1,
-                )
-                for t in (state["step"].item() + 1 for state in states)
-            ],
-            np.float32,  # rounded as torch rounds the scalars it is given
-        )
-        mutated = [
-            (p, state["exp_avg"], state["exp_avg_sq"], state["step"])
-            for p, state in zip(params, states, strict=True)
-        ]
-        table = np.array(
-            [
-                (p.data_ptr(), p.grad.data_ptr(), m.data_ptr(), v.data_ptr(), step.data_ptr())
-                for p, m, v, step in mutated
-            ],
-            np.int64,
-        )
-        sizes = np.array([p.numel() for p in params], np.int64)
-        _adam_step(table, sizes, scalars, np.empty(sizes.max(), np.float32))
-        # written through their addresses, unseen by autograd's checks of in-place changes
-        increment_version([t for tensors in mutated for t in tensors])
+
+def _step_group(
+    group: dict[str, Any], params: list[torch.Tensor], states: list[dict[str, Any]]
+) -> None:
+    """The compiled step on ``params`` (those of ``group`` with a gradient) and their
+    ``states``, which it starts where empty."""
+    for p, state in zip(params, states, strict=True):
+        if not state:  # as torch's Adam starts a parameter's state
+            state["step"] = torch.tensor(0.0, dtype=_step_dtype())
+            state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+    lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
+    # t: the step about to be taken (the kernel adds it to each counter)
+    scalars = np.array(
+        [
+            (
+                1 - beta1,
+                beta2,
+                1 - beta2,
+                (1 - beta2**t) ** 0.5,
+                eps,
+                (lr / (1 - beta1**t)) * -1,
+            )
+            for t in (state["step"].item() + 1 for state in states)
+        ],
+        np.float32,  # rounded as torch rounds the scalars it is given
+    )
+    mutated = [
+        (p, state["exp_avg"], state["exp_avg_sq"], state["step"])
+        for p, state in zip(params, states, strict=True)
+    ]
+    table = np.array(
+        [
+            (p.data_ptr(), p.grad.data_ptr(), m.data_ptr(), v.data_ptr(), step.data_ptr())
+            for p, m, v, step in mutated
+        ],
+        np.int64,
+    )
+    sizes = np.array([p.numel() for p in params], np.int64)
+    _adam_step(table, sizes, scalars)
+    # written through their addresses, unseen by autograd's checks of in-place changes
+    increment_version([t for tensors in mutated for t in tensors])
 
 
 def _step_dtype() -> torch.dtype:
@@ -146,12 +151,12 @@ def _sqrt(x, out):  # pragma: no cover - numba
 
 
 @nb.njit(cache=True, nogil=True, error_model="numpy")
-def _adam_step(table, sizes, scalars, root):  # pragma: no cover - numba
+def _adam_step(table, sizes, scalars):  # pragma: no cover - numba
     """Adam's step t of parameter k (``table[k]``: addresses of the parameter, its gradient, its
     two moments and its float32 step counter, which goes up by one; ``sizes[k]`` values;
-    ``scalars[k]``: 1 − β1, β2, 1 − β2, √(1 − β2^t), ε, −lr / (1 − β1^t)). ``root``: float32
-    scratch of the largest size."""
+    ``scalars[k]``: 1 − β1, β2, 1 − β2, √(1 − β2^t), ε, −lr / (1 − β1^t))."""
     scratch = np.empty(2, np.int64)
+    root = np.empty(sizes.max(), np.float32)  # √ of the second moment
     for k in range(len(sizes)):
         float32_array(table[k, 4], 1)[0] += np.float32(1.0)
         n = sizes[k]
