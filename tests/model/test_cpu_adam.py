@@ -158,3 +158,59 @@ def test_a_loaded_float64_step_counter_runs_torchs_step(monkeypatch: pytest.Monk
     ours.step()
     theirs.step()
     assert all(torch.equal(a, b) for a, b in zip(ps, twin, strict=True))
+
+
+def clipped_run(
+    opt_class: type[torch.optim.Optimizer], summands: int, steps: int, subset: bool = False
+) -> tuple:
+    """``run`` through ``clipped_step``: each gradient the sum of ``summands`` parts, clipped to
+    ±3 (values up to ~30 before clipping); ``subset``: step only some of the parameters."""
+    ps = params()
+    opt = opt_class(ps, lr=1e-3)
+    stepped = ps[::2] if subset else ps
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(steps):
+        grads = [
+            tuple(torch.randn(p.shape, generator=gen) * 10.0 for _ in range(summands))
+            for p in stepped
+        ]
+        cpu_adam.clipped_step(opt, stepped, grads, 3.0)
+    return ps, [opt.state[p] for p in stepped], [p.grad for p in stepped]
+
+
+@needs_vml
+@pytest.mark.parametrize("summands", [1, 2, 3])
+def test_clipped_step_is_sum_clip_and_torchs_step(
+    summands: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = []
+    kernel = cpu_adam._adam_step
+    monkeypatch.setattr(cpu_adam, "_adam_step", lambda *a: calls.append(1) or kernel(*a))
+    ours, our_state, our_grads = clipped_run(CompiledAdam, summands, 50)
+    assert len(calls) == 50
+    theirs, their_state, their_grads = clipped_run(torch.optim.Adam, summands, 50)
+    assert len(calls) == 50  # torch's Adam: sums, clip_grad_value_ and its step
+    assert all(torch.equal(a, b) for a, b in zip(ours, theirs, strict=True))
+    assert all(torch.equal(a, b) for a, b in zip(our_grads, their_grads, strict=True))
+    assert max(g.abs().max() for g in our_grads) == 3.0
+    for a, b in zip(our_state, their_state, strict=True):
+        assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@needs_vml
+def test_clipped_step_on_some_parameters_sets_grads_then_steps() -> None:
+    """Not the whole parameter group: the gradients are set and clipped, then ``step`` runs."""
+    ours, _, our_grads = clipped_run(CompiledAdam, 2, 5, subset=True)
+    theirs, _, their_grads = clipped_run(torch.optim.Adam, 2, 5, subset=True)
+    assert all(torch.equal(a, b) for a, b in zip(ours, theirs, strict=True))
+    assert all(torch.equal(a, b) for a, b in zip(our_grads, their_grads, strict=True))
+
+
+@needs_vml
+def test_clipped_step_keeps_nan() -> None:
+    """A NaN gradient value passes the clip (as torch's clamp) and reaches its parameter."""
+    ps = [torch.nn.Parameter(torch.zeros(4))]
+    grads = [(torch.tensor([1.0, float("nan"), -7.0, 0.5]), torch.ones(4))]
+    cpu_adam.clipped_step(CompiledAdam(ps, lr=0.1), ps, grads, 3.0)
+    assert ps[0].grad.tolist()[::2] == [2.0, -3.0]
+    assert ps[0].isnan().tolist() == [False, True, False, False]

@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from alstm.model.cpu_adam import clipped_step
 from alstm.model.metrics import masked_mse, masked_sse, mean_daily_ic
 from alstm.model.protocols import SampleSet
 
@@ -91,20 +92,18 @@ def train_epoch(
                 break
             rows, x, y = batch
             w = None if weight is None else torch.from_numpy(weight[rows]).to(batches.device)
-            optimizer.zero_grad()
-            losses[i] = split.backward(net, params, x, y, w)
+            losses[i], grads = split.gradients(net, params, x, y, w)
             upcoming = split.fetch_next(items)  # gathered while the optimizer steps
-            nn.utils.clip_grad_value_(params, CLIP_VALUE)
-            optimizer.step()
+            clipped_step(optimizer, params, grads, CLIP_VALUE)
             if tick:
                 tick()
     return _mean(losses)
 
 
 class BatchSplit:
-    """The masked-MSE loss of a batch and its gradients (left in each parameter's ``.grad``), or
-    its scores, computed whole or, with ``parts`` > 1, as ``parts`` row slices whose passes run
-    at once on as many threads, each with one torch thread.
+    """The masked-MSE loss of a batch and its gradients (one summand per slice, which
+    ``clipped_step`` adds up), or its scores, computed whole or, with ``parts`` > 1, as ``parts``
+    row slices whose passes run at once on as many threads, each with one torch thread.
 
     Why: on a 2-core CPU, torch's intra-op threads barely speed up a GRU step on a batch of 800
     (its products are small and run one time step after another), while two independent
@@ -135,20 +134,20 @@ class BatchSplit:
             self._pool = None
             torch.set_num_threads(self._threads)
 
-    def backward(
+    def gradients(
         self,
         net: nn.Module,
         params: list[torch.Tensor],
         x: torch.Tensor,
         y: torch.Tensor,
         w: torch.Tensor | None,
-    ) -> torch.Tensor:
-        """Loss (detached scalar) of ``net(x)`` against ``y`` (weights ``w``); accumulates its
-        gradient into ``params``' ``.grad``."""
+    ) -> tuple[torch.Tensor, list[tuple[torch.Tensor, ...]]]:
+        """Loss (detached scalar) of ``net(x)`` against ``y`` (weights ``w``) and, for each of
+        ``params``, its gradient as one summand per slice (in slice order: their sum is the
+        batch's gradient)."""
         if self._pool is None:
             loss = masked_mse(net(x), y, w)
-            loss.backward()
-            return loss.detach()
+            return loss.detach(), [(g,) for g in torch.autograd.grad(loss, params)]
         count = torch.isfinite(y).sum()
 
         def part(rows: slice) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
@@ -156,10 +155,7 @@ class BatchSplit:
             return loss.detach(), torch.autograd.grad(loss, params)
 
         losses, grads = zip(*self._map(part, self._slices(len(y))), strict=True)
-        for param, *per_slice in zip(params, *grads, strict=True):
-            grad = functools.reduce(operator.add, per_slice)  # in slice order
-            param.grad = grad if param.grad is None else param.grad + grad
-        return functools.reduce(operator.add, losses)
+        return functools.reduce(operator.add, losses), list(zip(*grads, strict=True))
 
     def scores(self, net: nn.Module, x: torch.Tensor) -> torch.Tensor:
         """``net(x)``, in the caller's grad mode; with ``parts`` > 1 its row slices' scores,
