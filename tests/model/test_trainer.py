@@ -59,21 +59,52 @@ def test_split_restores_the_torch_thread_count() -> None:
     assert torch.get_num_threads() == before
 
 
-@pytest.mark.parametrize("parts", [1, 2])
-def test_fetch_next_gives_the_items_in_order_then_none(parts: int) -> None:
+class _Recorder(torch.nn.Module):
+    """Scores each row as 0 and records which thread ran each slice; on the calling thread, a
+    slice first waits (up to 5 s) for the next item to be made."""
+
+    def __init__(self, events: list, made: list[threading.Event]) -> None:
+        super().__init__()
+        self.events, self.made, self.caller = events, made, threading.get_ident()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if threading.get_ident() == self.caller:
+            done = sum(
+                1 for kind, thread in self.events if kind == "slice" and thread == self.caller
+            )
+            if done + 1 < len(self.made):
+                assert self.made[done + 1].wait(5), "the next item waited for the passes"
+        self.events.append(("slice", threading.get_ident()))
+        return x.new_zeros(len(x))
+
+
+def test_prefetched_makes_the_next_item_during_the_passes() -> None:
     caller = threading.get_ident()
-    threads = []
+    events: list = []
+    made = [threading.Event() for _ in range(3)]
 
     def items() -> Iterator[int]:
         for i in range(3):
-            threads.append(threading.get_ident())
+            events.append(("item", threading.get_ident()))
+            made[i].set()
             yield i
 
-    with BatchSplit(parts) as split:
-        source = items()
-        got = [split.fetch_next(source).result() for _ in range(4)]
-    assert got == [0, 1, 2, None]
-    assert all((t == caller) == (parts == 1) for t in threads)  # made on the pool's thread
+    net = _Recorder(events, made)
+    with BatchSplit(2) as split:
+        got = [
+            item
+            for item in split.prefetched(items())
+            if split.scores(net, torch.zeros(4, 1, 1)) is not None
+        ]
+    assert got == [0, 1, 2]
+    # the pool's thread makes each next item once its slice of the current one is done
+    assert [kind for kind, thread in events if thread != caller] == ["item", "slice"] * 3
+    assert [kind for kind, thread in events if thread == caller] == ["slice"] * 3
+
+
+def test_prefetched_without_a_pool_is_the_items() -> None:
+    with BatchSplit(1) as split:
+        assert list(split.prefetched(iter([3, 1, 2]))) == [3, 1, 2]
 
 
 def test_a_failed_gathering_reaches_the_training_loop() -> None:

@@ -86,14 +86,9 @@ def train_epoch(
     losses = _per_batch(batches.count(len(order), drop_last=True), batches.device)
     items = batches.iterate(order, drop_last=True)
     with BatchSplit(parts) as split:
-        upcoming = split.fetch_next(items)
-        for i in itertools.count():
-            if (batch := upcoming.result()) is None:
-                break
-            rows, x, y = batch
+        for i, (rows, x, y) in enumerate(split.prefetched(items)):
             w = None if weight is None else torch.from_numpy(weight[rows]).to(batches.device)
             losses[i], grads = split.gradients(net, params, x, y, w)
-            upcoming = split.fetch_next(items)  # gathered while the optimizer steps
             clipped_step(optimizer, params, grads, CLIP_VALUE)
             if tick:
                 tick()
@@ -119,6 +114,9 @@ class BatchSplit:
         self.parts = parts
         self._pool: ThreadPoolExecutor | None = None
         self._threads = 0
+        # ``prefetched``'s: how to queue the next item, and the queued one
+        self._ahead: Callable[[], Future] | None = None
+        self._upcoming: Future | None = None
 
     def __enter__(self) -> BatchSplit:
         if self.parts > 1:
@@ -171,27 +169,42 @@ class BatchSplit:
 
         return torch.cat(self._map(part, self._slices(len(x))))
 
-    def fetch_next(self, items: Iterator[_T]) -> Future[_T | None]:
-        """The next of ``items`` (None after the last), made on the pool's thread with
-        ``parts`` > 1, else at once.
+    def prefetched(self, items: Iterator[_T]) -> Iterator[_T]:
+        """``items`` (never None), with ``parts`` > 1 each made ahead on the pool's thread: the
+        next one is queued behind that thread's slice of the current item's passes, so it is
+        made while the calling thread finishes its own slice and steps the optimizer (or takes
+        the scores). One at a time per ``BatchSplit``.
 
-        Why: between a batch's passes that thread is idle while the calling thread steps the
-        optimizer; gathering a batch is compiled code that releases the GIL, so the two
-        overlap. Fetched after the passes, it does not delay the next batch's slice on that
-        thread. Gathering took ~0.6 ms of each ~20 ms Alpha158 batch; a training pass took
-        12.00 instead of 12.13 s with ``CompiledAdam``, 12.18 instead of 12.52 s with torch's
-        Adam (means of four epochs each, interleaved in one process)."""
-        if self._pool is not None:
-            return self._pool.submit(next, items, None)
-        done: Future[_T | None] = Future()
-        done.set_result(next(items, None))
-        return done
+        Why: gathering a batch is compiled code that releases the GIL, and the pool's thread
+        is otherwise idle from the end of its slice to the next batch. Right after the passes,
+        with the caches cold, gathering an Alpha158 batch took ~0.9 ms of each ~20 ms.
+        Made after the whole batch's passes, it still left ~0.4 ms of waiting per batch."""
+        if self._pool is None:
+            yield from items
+            return
+        pool = self._pool
+
+        def ahead() -> Future[_T | None]:
+            return pool.submit(next, items, None)
+
+        self._ahead, self._upcoming = ahead, None
+        try:
+            upcoming = ahead()
+            while (item := upcoming.result()) is not None:
+                self._upcoming = None
+                yield item
+                # queued by ``_map`` when the item's passes ran, else now
+                upcoming = self._upcoming or ahead()
+        finally:
+            self._ahead = self._upcoming = None
 
     def _map(self, f: Callable[[slice], _T], slices: list[slice]) -> list[_T]:
         """``[f(s) for s in slices]``, at once: the last on the calling thread, the others on
         the pool's (which saves a thread hand-off per batch)."""
         assert self._pool is not None
         pending = [self._pool.submit(f, s) for s in slices[:-1]]
+        if self._ahead is not None and self._upcoming is None:
+            self._upcoming = self._ahead()  # runs on the pool's thread after its slice
         last = f(slices[-1])
         return [p.result() for p in pending] + [last]
 
@@ -262,11 +275,8 @@ def _scored(
     grouped = replace(batches, batch_size=size * max(1, SCORE_ROWS // size))
     items = grouped.iterate(order[: batches.count(len(order), drop_last) * size], False)
     with BatchSplit(parts) as split:
-        upcoming = split.fetch_next(items)
-        while (group := upcoming.result()) is not None:
-            _, x, y = group
+        for _, x, y in split.prefetched(items):
             pred = split.scores(net, x)
-            upcoming = split.fetch_next(items)  # gathered while the caller takes the scores
             for lo in range(0, len(y), size):
                 yield pred[lo : lo + size], y[lo : lo + size]
                 if tick:
