@@ -114,8 +114,8 @@ class BatchSplit:
         self.parts = parts
         self._pool: ThreadPoolExecutor | None = None
         self._threads = 0
-        # ``prefetched``'s: how to queue the next item, and the queued one
-        self._ahead: Callable[[], Future] | None = None
+        # ``prefetched``'s items, and the next one once queued on the pool
+        self._source: Iterator | None = None
         self._upcoming: Future | None = None
 
     def __enter__(self) -> BatchSplit:
@@ -182,29 +182,29 @@ class BatchSplit:
         if self._pool is None:
             yield from items
             return
-        pool = self._pool
-
-        def ahead() -> Future[_T | None]:
-            return pool.submit(next, items, None)
-
-        self._ahead, self._upcoming = ahead, None
+        self._source, self._upcoming = items, None
         try:
-            upcoming = ahead()
-            while (item := upcoming.result()) is not None:
+            # the next is queued by ``_map`` when an item's passes start, else here
+            while (item := self._queue_next().result()) is not None:
                 self._upcoming = None
                 yield item
-                # queued by ``_map`` when the item's passes ran, else now
-                upcoming = self._upcoming or ahead()
         finally:
-            self._ahead = self._upcoming = None
+            self._source = self._upcoming = None
+
+    def _queue_next(self) -> Future:
+        """The next of ``prefetched``'s items, queued on the pool's thread unless it is."""
+        assert self._pool is not None
+        if self._upcoming is None:
+            self._upcoming = self._pool.submit(next, self._source, None)
+        return self._upcoming
 
     def _map(self, f: Callable[[slice], _T], slices: list[slice]) -> list[_T]:
         """``[f(s) for s in slices]``, at once: the last on the calling thread, the others on
         the pool's (which saves a thread hand-off per batch)."""
         assert self._pool is not None
         pending = [self._pool.submit(f, s) for s in slices[:-1]]
-        if self._ahead is not None and self._upcoming is None:
-            self._upcoming = self._ahead()  # runs on the pool's thread after its slice
+        if self._source is not None:
+            self._queue_next()  # runs on the pool's thread after its slice
         last = f(slices[-1])
         return [p.result() for p in pending] + [last]
 
