@@ -1,11 +1,14 @@
-"""Run a worker in a subprocess; return its JSON result and the peak RSS of its process tree."""
+"""Run a worker in a subprocess; return its JSON result and the peak RSS of its process tree.
+Name the CPU the figures were taken on."""
 
 from __future__ import annotations
 
 import json
 import os
+import platform
 import subprocess
 import time
+from pathlib import Path
 
 import psutil
 
@@ -52,3 +55,32 @@ def _rss(pid: int) -> int:
             return int(f.read().split()[1]) * PAGE
     except (OSError, IndexError, ValueError):
         return 0
+
+
+def machine(cpuinfo: str | None = None) -> str:
+    """The CPU this runs on, from ``cpuinfo`` (default: ``/proc/cpuinfo``'s text), e.g.
+    ``"AMD EPYC, family 25 model 17, 2 CPUs, AVX-512"``.
+
+    Why in every result: the ratios depend on the CPU, not only on the code. alstm's training is
+    bound by float32 matrix products and Qlib's run by Python, so a CPU whose AVX-512 units are
+    twice as wide speeds up alstm's side far more: the same training code ran the whole Alpha158
+    benchmark 5.34× as fast as Qlib on the machine of the earlier runs and 3.49× on a Zen 4 EPYC
+    (``results/bench_run.txt``)."""
+    if cpuinfo is None:
+        path = Path("/proc/cpuinfo")
+        cpuinfo = path.read_text() if path.exists() else ""
+    fields: dict[str, str] = {}
+    cpus = 0
+    for line in cpuinfo.splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            fields.setdefault(key.strip(), value.strip())
+            cpus += key.strip() == "processor"
+    parts = [fields.get("model name") or platform.processor() or platform.machine()]
+    if "cpu family" in fields and "model" in fields:
+        parts.append(f"family {fields['cpu family']} model {fields['model']}")
+    count = cpus or os.cpu_count() or 0
+    parts.append(f"{count} CPU{'' if count == 1 else 's'}")
+    if "avx512f" in fields.get("flags", "").split():
+        parts.append("AVX-512")
+    return ", ".join(parts)

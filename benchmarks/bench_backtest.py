@@ -99,6 +99,8 @@ def time_qlib(pred_path: Path, data_dir: Path, qlib_python: Path) -> dict:
 
 
 def main() -> None:
+    from _measure import machine
+
     default_data = Path(os.environ.get("ALSTM_SHARED_DATA", ROOT.parent / "shared" / "data"))
     default_qlib = os.environ.get("ALSTM_QLIB_PYTHON", str(ROOT / ".venv-qlib" / "bin" / "python"))
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -132,6 +134,7 @@ def main() -> None:
         "alstm_rss_mb": round(alstm_rss, 1),
         "qlib_rss_mb": round(qlib["peak_rss_mb"], 1),
         "final_account_rel_diff": abs(alstm_account - qlib_account) / qlib_account,
+        "machine": machine(),
     }
     print(json.dumps(summary))
 

@@ -166,7 +166,7 @@ def qlib_worker(data: str, columns: list[str]) -> dict:
 
 
 def main() -> None:
-    from _measure import run_worker
+    from _measure import machine, run_worker
     from alstm.dataset.presets import ALPHA158_ALSTM_COLUMNS
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -200,6 +200,7 @@ def main() -> None:
         summary[f"{side}_run_rss_mb"] = round(res[side]["rss_mb"], 1)
     print(f"peak RSS MB: alstm {summary['alstm_rss_mb']:.0f}, qlib {summary['qlib_rss_mb']:.0f}")
     summary["ratio_rss"] = round(summary["qlib_rss_mb"] / summary["alstm_rss_mb"], 2)
+    summary["machine"] = machine()
     print(f"{res['alstm']['seen']} train samples gathered, batches of {res['alstm']['shape']}")
     print(json.dumps(summary))
 

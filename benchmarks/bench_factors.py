@@ -56,7 +56,7 @@ def qlib_worker(name: str, data: str) -> dict:
 
 
 def main() -> None:
-    from _measure import run_worker
+    from _measure import machine, run_worker
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sets", nargs="+", default=["alpha158", "alpha360"])
@@ -89,6 +89,7 @@ def main() -> None:
         summary[f"ratio_{name}"] = round(seconds["qlib"] / seconds["alstm"], 1)
     summary["alstm_rss_mb"] = round(rss["alstm"], 1)
     summary["qlib_rss_mb"] = round(rss["qlib"], 1)
+    summary["machine"] = machine()
     print(json.dumps(summary))
 
 

@@ -79,7 +79,7 @@ def qlib_worker(seed: int, data: str, out: str, workers: int) -> dict:
 
 
 def main() -> None:
-    from _measure import run_worker
+    from _measure import machine, run_worker
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seed", type=int, default=1)
@@ -112,7 +112,7 @@ def main() -> None:
         "alstm_epochs": res["alstm"].get("epochs"), "seed": args.seed, "alstm_set": args.set,
         "alstm_mkl_intel_path": res["alstm"]["mkl_intel_path"],
         "alstm_rss_mb": round(res["alstm"]["rss_mb"], 1),
-        "qlib_rss_mb": round(res["qlib"]["rss_mb"], 1),
+        "qlib_rss_mb": round(res["qlib"]["rss_mb"], 1), "machine": machine(),
     }))  # fmt: skip
 
 

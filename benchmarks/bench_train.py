@@ -250,7 +250,7 @@ def _mkl_shim() -> str:
 
 
 def main() -> None:
-    from _measure import run_worker
+    from _measure import machine, run_worker
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--configs", nargs="+", default=["flat", "ts"], choices=["flat", "ts"])
@@ -319,6 +319,7 @@ def main() -> None:
             summary[f"ratio_{key}_{config}"] = round(ratio, 2)
     summary["alstm_rss_mb"] = round(rss["alstm"], 1)
     summary["qlib_rss_mb"] = round(rss["qlib"], 1)
+    summary["machine"] = machine()
     summary["load_avg_before_after"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
     print(json.dumps(summary))
 

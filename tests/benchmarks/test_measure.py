@@ -1,4 +1,4 @@
-"""benchmarks/_measure.py: a worker's result, exit status and peak memory."""
+"""benchmarks/_measure.py: a worker's result, exit status and peak memory; the CPU's name."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from _measure import run_worker
+from _measure import machine, run_worker
 
 
 def test_the_peak_of_a_short_spike_is_counted() -> None:
@@ -36,3 +36,13 @@ def test_the_tree_is_summed() -> None:
 def test_a_failing_worker_raises_with_its_error() -> None:
     with pytest.raises(RuntimeError, match=r"failed \(3\):\n.*boom"):
         run_worker([sys.executable, "-c", "import sys; sys.stderr.write('boom'); sys.exit(3)"])
+
+
+def test_machine_names_the_cpu_its_count_and_avx512() -> None:
+    cpu = (
+        "processor\t: {n}\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\n"
+        "model name\t: AMD EPYC 9R14\nflags\t\t: fpu sse2 avx2 {extra}\n\n"
+    )
+    two = cpu.format(n=0, extra="avx512f avx512bw") + cpu.format(n=1, extra="avx512f avx512bw")
+    assert machine(two) == "AMD EPYC 9R14, family 25 model 17, 2 CPUs, AVX-512"
+    assert machine(cpu.format(n=0, extra="")) == "AMD EPYC 9R14, family 25 model 17, 1 CPU"
