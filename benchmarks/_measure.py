@@ -8,7 +8,6 @@ import os
 import platform
 import subprocess
 import time
-from pathlib import Path
 
 import psutil
 
@@ -62,23 +61,17 @@ def machine(cpuinfo: str | None = None) -> str:
     ``"AMD EPYC, family 25 model 17, 2 CPUs, AVX-512"``.
 
     Why in every result: the ratios depend on the CPU, not only on the code. alstm's training is
-    bound by float32 matrix products and Qlib's run by Python, so a CPU whose AVX-512 units are
-    twice as wide speeds up alstm's side far more: the same training code ran the whole Alpha158
-    benchmark 5.34× as fast as Qlib on the machine of the earlier runs and 3.49× on a Zen 4 EPYC
-    (``results/bench_run.txt``)."""
+    bound by float32 matrix products and Qlib's run by Python, so a CPU with twice the vector
+    width speeds up alstm's side far more (README, "The ratio depends on the CPU")."""
+    from alstm.mkl_path import CPUINFO, cpu_fields
+
     if cpuinfo is None:
-        path = Path("/proc/cpuinfo")
-        cpuinfo = path.read_text() if path.exists() else ""
-    fields: dict[str, str] = {}
-    cpus = 0
-    for line in cpuinfo.splitlines():
-        key, sep, value = line.partition(":")
-        if sep:
-            fields.setdefault(key.strip(), value.strip())
-            cpus += key.strip() == "processor"
+        cpuinfo = CPUINFO.read_text() if CPUINFO.exists() else ""
+    fields = cpu_fields(cpuinfo)
     parts = [fields.get("model name") or platform.processor() or platform.machine()]
     if "cpu family" in fields and "model" in fields:
         parts.append(f"family {fields['cpu family']} model {fields['model']}")
+    cpus = sum(line.partition(":")[0].strip() == "processor" for line in cpuinfo.splitlines())
     count = cpus or os.cpu_count() or 0
     parts.append(f"{count} CPU{'' if count == 1 else 's'}")
     if "avx512f" in fields.get("flags", "").split():

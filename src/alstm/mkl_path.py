@@ -63,12 +63,18 @@ def shim_path() -> str | None:
     return None if spec is None else spec.origin
 
 
-def amd_with_avx512(cpuinfo: str) -> bool:
-    """True if ``/proc/cpuinfo``'s text describes an AMD CPU with AVX-512 (``avx512f``)."""
-    fields = {}
+def cpu_fields(cpuinfo: str) -> dict[str, str]:
+    """``/proc/cpuinfo``'s text as ``{field: value}``, with the first CPU's values."""
+    fields: dict[str, str] = {}
     for line in cpuinfo.splitlines():
         key, sep, value = line.partition(":")
         if sep:
             fields.setdefault(key.strip(), value.strip())
+    return fields
+
+
+def amd_with_avx512(cpuinfo: str) -> bool:
+    """True if ``/proc/cpuinfo``'s text describes an AMD CPU with AVX-512 (``avx512f``)."""
+    fields = cpu_fields(cpuinfo)
     flags = fields.get("flags", "").split()
     return fields.get("vendor_id") == "AuthenticAMD" and "avx512f" in flags
