@@ -213,6 +213,7 @@ def test_predict_before_fit_is_an_error(dataset: FakeDataset) -> None:
         ("loss", "mae", "'mse'"),
         ("optimizer", "rmsprop", "'adam', 'gd'"),
         ("metric", "rank_ic", "'loss', 'ic', ''"),
+        ("precision", "float16", "'float32', 'bfloat16'"),
     ],
 )
 def test_unknown_choices_list_the_valid_ones(
@@ -220,6 +221,27 @@ def test_unknown_choices_list_the_valid_ones(
 ) -> None:
     with pytest.raises(ValueError, match=f"unknown {name} '{value}'; valid: {valid}"):
         ALSTM(**{**FAST, name: value}).fit(dataset)
+
+
+@pytest.mark.parametrize(("setting", "value"), [("rnn_type", "LSTM"), ("dropout", 0.1)])
+def test_bfloat16_needs_a_gru_without_dropout(
+    dataset: FakeDataset, setting: str, value: object
+) -> None:
+    with pytest.raises(ValueError, match="precision='bfloat16' needs rnn_type='GRU' and dropout=0"):
+        fitted(dataset, precision="bfloat16", **{setting: value})
+
+
+def test_bfloat16_trains_its_own_run_as_well(dataset: FakeDataset) -> None:
+    """Not float32's run (the rounding changes the path) but as good a fit, reproducibly."""
+    test = dataset.samples("test")
+    codes = pd.factorize(test.index.get_level_values(0))[0]
+    runs = {p: fitted(dataset, precision=p, n_epochs=4) for p in ("float32", "bfloat16")}
+    preds = {p: m.predict(dataset).to_numpy() for p, m in runs.items()}
+    assert not np.allclose(preds["float32"], preds["bfloat16"], rtol=0, atol=1e-6)
+    ics = {p: mean_daily_ic(v, test.y, codes) for p, v in preds.items()}
+    assert ics["bfloat16"] > 0.5 and abs(ics["bfloat16"] - ics["float32"]) < 0.05
+    again = fitted(dataset, precision="bfloat16", n_epochs=4).predict(dataset).to_numpy()
+    np.testing.assert_array_equal(again, preds["bfloat16"])
 
 
 @pytest.mark.parametrize("segment", ["train", "valid"])

@@ -51,6 +51,33 @@ def test_matches_nn_gru_forward_and_backward(
         torch.testing.assert_close(gru_forward(rnn, x), ref, atol=1e-6, rtol=0)
 
 
+@pytest.mark.skipif(kernels.GEMM_BF16 is None, reason="this torch has no oneMKL bfloat16 product")
+def test_bfloat16_products_agree_between_the_compiled_and_torch_paths() -> None:
+    """The compiled layers (oneMKL's bfloat16 product) and the torch-op steps (float32 products
+    of the same bfloat16-rounded operands, which are exact) add the same terms; both differ
+    from float32 by bfloat16's rounding."""
+    torch.manual_seed(0)
+    rnn = torch.nn.GRU(5, 8, num_layers=2)
+    x = torch.randn(7, 9, 5)
+    grad = torch.randn(7, 9, 8)
+    before = torch.get_num_threads()
+    results = {}
+    try:
+        for threads, bf16 in ((1, True), (2, True), (1, False)):
+            torch.set_num_threads(threads)
+            xg = x.clone().requires_grad_()
+            out = gru_forward(rnn, xg, bf16=bf16)
+            results[threads, bf16] = [out, *torch.autograd.grad(out, [xg, *rnn.parameters()], grad)]
+            with torch.no_grad():
+                torch.testing.assert_close(gru_forward(rnn, x, bf16=bf16), out, atol=0, rtol=0)
+    finally:
+        torch.set_num_threads(before)
+    for a, b, c in zip(results[1, True], results[2, True], results[1, False], strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+        assert (a - c).abs().max() > 1e-4  # bfloat16's rounding shows ...
+        torch.testing.assert_close(a, c, atol=0.05, rtol=0.05)  # ... and is all that differs
+
+
 def test_falls_back_where_it_does_not_apply() -> None:
     x = torch.zeros(2, 3, 4)
     assert not cpu_gru_applies(torch.nn.LSTM(4, 4), x)

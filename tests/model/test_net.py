@@ -35,6 +35,16 @@ def test_unknown_rnn_type_lists_valid_ones() -> None:
         ALSTMNet(rnn_type="RNN")
 
 
+def test_bfloat16_precision_runs_only_through_cpu_gru() -> None:
+    with pytest.raises(ValueError, match="unknown precision 'half'; valid: float32, bfloat16"):
+        ALSTMNet(d_feat=3, hidden_size=4, precision="half")
+    lstm = ALSTMNet(d_feat=3, hidden_size=4, rnn_type="LSTM", precision="bfloat16")
+    with pytest.raises(RuntimeError, match="precision='bfloat16' needs a GRU on the CPU"):
+        lstm(torch.randn(2, 5, 3))
+    gru = ALSTMNet(d_feat=3, hidden_size=4, precision="bfloat16")
+    assert gru(torch.randn(2, 5, 3)).shape == (2,)
+
+
 def test_attention_pools_the_sequence() -> None:
     """The output depends on early steps only through the recurrence and the attention."""
     torch.manual_seed(0)

@@ -1,7 +1,7 @@
 """Compiled building blocks of the CPU fast paths (``cpu_gru``, ``cpu_projection``,
-``cpu_attention``, ``cpu_adam``): oneMKL's matrix product and √ callable from numba, a float32
-σ (and tanh) that vectorizes, a fused multiply-add, arrays from tensor addresses, and where the
-passes run."""
+``cpu_attention``, ``cpu_adam``): oneMKL's matrix products (float32, and bfloat16 into float32)
+and √ callable from numba, bfloat16 rounding, a float32 σ (and tanh) that vectorizes, a fused
+multiply-add, arrays from tensor addresses, and where the passes run."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import torch
 from llvmlite import binding as llvm
 from llvmlite import ir
 from numba.core import types
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
 
 def _mkl_symbol(name: str) -> int | None:
@@ -31,12 +31,15 @@ def _mkl_symbol(name: str) -> int | None:
 
 
 SGEMM = _mkl_symbol("sgemm_")  # Fortran BLAS
+#: oneMKL's product of bfloat16 matrices into float32 (Fortran interface, ``sgemm_``'s arguments)
+GEMM_BF16 = _mkl_symbol("gemm_bf16bf16f32_")
 #: oneMKL's vector math √ (Fortran interface), which torch's ``sqrt`` calls for float32 tensors
 VSQRT = _mkl_symbol("VMSSQRT_")
-for _name, _address in (("sgemm_", SGEMM), ("VMSSQRT_", VSQRT)):
+for _name, _address in (("sgemm_", SGEMM), ("gemm_bf16bf16f32_", GEMM_BF16), ("VMSSQRT_", VSQRT)):
     if _address is not None:
         llvm.add_symbol(_name, _address)  # compiled code calls them by name
 _sgemm = types.ExternalFunction("sgemm_", types.void(*([types.voidptr] * 13)))
+_gemm_bf16 = types.ExternalFunction("gemm_bf16bf16f32_", types.void(*([types.voidptr] * 13)))
 _vsqrt = types.ExternalFunction("VMSSQRT_", types.void(*([types.voidptr] * 4)))
 
 
@@ -52,22 +55,55 @@ def compiled_here(x: torch.Tensor) -> bool:
     )
 
 
-@nb.njit(inline="always")
-def matmul(a, trans_a, b, trans_b, c, beta, scratch):  # pragma: no cover - numba
-    """``c ← op(a) @ op(b) + beta · c`` for float32 matrices with contiguous rows (``op``
-    transposes when its flag is set), through oneMKL's column-major ``sgemm_`` as
-    ``cᵀ = op(b)ᵀ op(a)ᵀ``.
-    ``scratch``: ``float32 [10]``, where the arguments ``sgemm_`` takes by reference go."""
-    m, n = c.shape
-    ints = scratch.view(np.int32)
-    scratch[0], scratch[1] = np.float32(1.0), beta
-    ints[2], ints[3], ints[4] = n, m, a.shape[0] if trans_a else a.shape[1]
-    # leading dimensions: row strides (columns must be contiguous)
-    ints[5], ints[6], ints[7] = b.strides[0] // 4, a.strides[0] // 4, c.strides[0] // 4
-    ints[8], ints[9] = ord("T") if trans_b else ord("N"), ord("T") if trans_a else ord("N")
-    p = scratch.ctypes.data
-    _sgemm(p + 32, p + 36, p + 8, p + 12, p + 16, p, b.ctypes.data, p + 20,
-           a.ctypes.data, p + 24, p + 4, c.ctypes.data, p + 28)  # fmt: skip
+def matmul(a, trans_a, b, trans_b, c, beta, scratch):  # type: ignore[no-untyped-def]
+    """``c ← op(a) @ op(b) + beta · c`` for float32 ``c`` and matrices ``a``, ``b`` with
+    contiguous rows (``op`` transposes when its flag is set), in compiled code only: through
+    oneMKL's column-major ``sgemm_`` as ``cᵀ = op(b)ᵀ op(a)ᵀ`` for float32 ``a`` and ``b``, its
+    ``gemm_bf16bf16f32_`` for bfloat16 ones (``uint16`` arrays of their bits, see ``as_operand``).
+    ``scratch``: ``float32 [10]``, where the arguments the product takes by reference go."""
+    raise NotImplementedError("matmul runs in compiled code only")
+
+
+@overload(matmul)
+def _matmul(a, trans_a, b, trans_b, c, beta, scratch):  # type: ignore[no-untyped-def]
+    gemm = _gemm_bf16 if a.dtype == types.uint16 else _sgemm
+    size = 2 if a.dtype == types.uint16 else 4
+
+    def impl(a, trans_a, b, trans_b, c, beta, scratch):  # type: ignore[no-untyped-def]
+        m, n = c.shape
+        ints = scratch.view(np.int32)
+        scratch[0], scratch[1] = np.float32(1.0), beta
+        ints[2], ints[3], ints[4] = n, m, a.shape[0] if trans_a else a.shape[1]
+        # leading dimensions: row strides (columns must be contiguous)
+        ints[5], ints[6], ints[7] = b.strides[0] // size, a.strides[0] // size, c.strides[0] // 4
+        ints[8], ints[9] = ord("T") if trans_b else ord("N"), ord("T") if trans_a else ord("N")
+        p = scratch.ctypes.data
+        gemm(p + 32, p + 36, p + 8, p + 12, p + 16, p, b.ctypes.data, p + 20,
+             a.ctypes.data, p + 24, p + 4, c.ctypes.data, p + 28)  # fmt: skip
+
+    return impl
+
+
+def as_operand(src, dst):  # type: ignore[no-untyped-def]
+    """``dst ← src`` as a product's operand, in compiled code only: for a ``uint16`` ``dst``, the
+    bits of ``src``'s bfloat16 rounding (to nearest, ties to even, as torch's ``bfloat16()``);
+    nothing for a float32 ``dst`` (it is ``src`` itself). Both contiguous, the same shape."""
+    raise NotImplementedError("as_operand runs in compiled code only")
+
+
+@overload(as_operand)
+def _as_operand(src, dst):  # type: ignore[no-untyped-def]
+    if dst.dtype != types.uint16:
+        return lambda src, dst: None
+
+    def impl(src, dst):  # type: ignore[no-untyped-def]  # pragma: no cover - numba
+        bits = src.reshape(src.size).view(np.uint32)
+        out = dst.reshape(dst.size)
+        for i in range(bits.size):
+            b = bits[i]  # + 0x7FFF, + 1 more when the kept part is odd: ties go to even
+            out[i] = np.uint16((b + np.uint32(0x7FFF) + ((b >> 16) & np.uint32(1))) >> 16)
+
+    return impl
 
 
 @intrinsic

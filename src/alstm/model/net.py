@@ -17,6 +17,8 @@ RNN_TYPES = ("GRU", "LSTM")
 #: What the output layer reads: ``"both"`` (Qlib's ``concat(last step, attention-pooled)``),
 #: ``"last"`` (the last step only, a plain GRU/LSTM head) or ``"attention"`` (pooled only).
 HEADS = ("both", "last", "attention")
+#: Number formats of the GRU's matrix products (``cpu_gru.gru_forward``'s ``bf16``).
+PRECISIONS = ("float32", "bfloat16")
 
 #: Qlib ``ALSTMModel`` state_dict key prefix → ALSTMNet key prefix (the recurrent layer's keys,
 #: ``rnn.weight_ih_l0`` …, are the same on both sides).
@@ -41,6 +43,8 @@ class ALSTMNet(nn.Module):
     ``head`` (an ablation, see ``HEADS``): ``"last"`` and ``"attention"`` use ``Linear(h→1)``;
     ``"last"`` creates no attention layers and reports all attention on the last step (the only
     one its output reads).
+    ``precision``: ``"bfloat16"`` runs the GRU's matrix products on bfloat16 operands with
+    float32 sums (``cpu_gru``: a GRU on the CPU, without dropout between layers in training).
     """
 
     def __init__(
@@ -51,6 +55,7 @@ class ALSTMNet(nn.Module):
         dropout: float = 0.0,
         rnn_type: str = "GRU",
         head: str = "both",
+        precision: str = "float32",
     ) -> None:
         super().__init__()
         rnn_class = {"GRU": nn.GRU, "LSTM": nn.LSTM}.get(str(rnn_type).upper())
@@ -58,7 +63,10 @@ class ALSTMNet(nn.Module):
             raise ValueError(f"unknown rnn_type {rnn_type!r}; valid: {', '.join(RNN_TYPES)}")
         if head not in HEADS:
             raise ValueError(f"unknown head {head!r}; valid: {', '.join(HEADS)}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
         self.head_type = head
+        self.precision = precision
         self.input_proj = nn.Linear(d_feat, hidden_size)
         self.rnn = rnn_class(hidden_size, hidden_size, num_layers=num_layers, dropout=dropout)
         self.head = nn.Linear((2 if head == "both" else 1) * hidden_size, 1)
@@ -77,7 +85,12 @@ class ALSTMNet(nn.Module):
         else:
             z = tanh(self.input_proj(x.transpose(0, 1)))
         if cpu_gru_applies(self.rnn, z):
-            out = gru_forward(self.rnn, z)
+            out = gru_forward(self.rnn, z, bf16=self.precision == "bfloat16")
+        elif self.precision != "float32":
+            raise RuntimeError(
+                f"precision={self.precision!r} needs a GRU on the CPU without dropout between "
+                "layers in training (cpu_gru)"
+            )
         else:
             out, _ = self.rnn(z)
         if self.head_type == "last":
