@@ -10,8 +10,9 @@ everything. Qlib takes about 20 minutes here. Prints a table and one JSON object
     python benchmarks/bench_run.py [--seed 1] [--qlib-workers 0] [--set KEY=VALUE ...]
 
 ``--set`` overrides alstm's config as ``alstm run --set`` does (e.g.
-``model.kwargs.batch_threads=2``, or ``model.kwargs.score_train=false`` to skip the per-epoch
-train-set scoring that Qlib's workflow discards); the JSON lists them as ``alstm_set``.
+``model.kwargs.batch_threads=2``, ``model.kwargs.score_train=false`` to skip the per-epoch
+train-set scoring that Qlib's workflow discards, or ``model.kwargs.precision=bfloat16``); the JSON
+lists them as ``alstm_set``.
 """
 
 from __future__ import annotations
