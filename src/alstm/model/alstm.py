@@ -330,8 +330,9 @@ class ALSTM:
             str(self.rnn_type).upper() != "GRU" or (self.dropout > 0 and self.num_layers > 1)
         ):
             raise ValueError(
-                f"precision='bfloat16' needs rnn_type='GRU' and dropout=0 (got "
-                f"rnn_type={self.rnn_type!r}, dropout={self.dropout})"
+                "precision='bfloat16' needs rnn_type='GRU' and no dropout between layers (got "
+                f"rnn_type={self.rnn_type!r}, dropout={self.dropout}, "
+                f"num_layers={self.num_layers})"
             )
 
     def _samples(self, dataset: SampleSource, segment: str) -> SampleSet:
