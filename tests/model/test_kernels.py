@@ -5,6 +5,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 import pytest
+import torch
 
 from alstm.model import kernels
 
@@ -44,8 +45,6 @@ def _as_operand(src, dst):  # type: ignore[no-untyped-def]
 
 
 def test_as_operand_rounds_to_bfloat16_as_torch_does() -> None:
-    import torch
-
     rng = np.random.default_rng(0)
     bits = rng.integers(0, 2**32, 100_000, dtype=np.uint64).astype(np.uint32)
     values = bits.view(np.float32)

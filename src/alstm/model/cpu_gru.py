@@ -101,6 +101,14 @@ def _operand(a: torch.Tensor, bf16: bool, compiled: bool) -> torch.Tensor:
     return rounded.view(torch.int16) if compiled else rounded.float()
 
 
+def _operand_buffer(a: torch.Tensor, bf16: bool, compiled: bool) -> torch.Tensor:
+    """Where ``a``'s values go as the products take them, step by step: ``a`` itself, or with
+    ``bf16`` a zeroed tensor of ``a``'s shape in ``_operand``'s format."""
+    if not bf16:
+        return a
+    return torch.zeros(a.shape, dtype=torch.int16 if compiled else a.dtype)
+
+
 def _compiled(x: torch.Tensor, bf16: bool) -> bool:
     """True when a layer runs as compiled calls (``kernels.compiled_here``, and with ``bf16``
     oneMKL's bfloat16 product at hand)."""
@@ -139,7 +147,7 @@ def _layer_forward(
     saved = [x.new_empty(shape if keep else (1, *shape[1:])) for shape in shapes]
     compiled = _compiled(x, bf16)
     x_q, w_ih_q, w_hh_q = (_operand(a, bf16, compiled) for a in (x, w_ih, w_hh))
-    out_q = torch.zeros(out.shape, dtype=torch.int16 if compiled else x.dtype) if bf16 else out
+    out_q = _operand_buffer(out, bf16, compiled)
     if compiled:
         # torch's allocations are 64-byte aligned: oneMKL's results can depend on alignment
         gi, gh = (x.new_empty(batch, 3 * hidden) for _ in range(2))
@@ -210,7 +218,7 @@ class _GRULayer(torch.autograd.Function):
         db = np.zeros(4 * hidden)  # float64 column sums of d
         compiled = _compiled(x, ctx.bf16)
         w_ih_pq, w_hh_q = (_operand(w, ctx.bf16, compiled) for w in (w_ih_p, w_hh))
-        d_q = torch.empty(d.shape, dtype=torch.int16 if compiled else d.dtype) if ctx.bf16 else d
+        d_q = _operand_buffer(d, ctx.bf16, compiled)
         if compiled:
             arrays = (d_out, x_q, w_ih_pq, w_hh_q, out, out_q, rz, n, rgh, dx, dw_ih_p, dw_hh)
             _layer_backward_compiled(*_arrays(*arrays, dh, d, d_q), db)
